@@ -1,0 +1,3 @@
+from scaleup_ci.cli import main
+
+raise SystemExit(main())
