@@ -1,0 +1,119 @@
+"""Exec trampoline: set rlimits in a fresh process, then exec the user's command.
+
+Run as ``python -I -S /path/to/_trampoline.py [--data N] [--as N] [--cpu S] [--nproc N]
+[--lc-ctype V | --no-lc-ctype] -- command args...``. Setting limits here, rather than in a
+``preexec_fn``, is safe while the parent runs monitor threads. Only the standard library is used
+and nothing is imported from the package, so the isolated, site-less interpreter starts fast.
+
+``--cpu S`` sets RLIMIT_CPU soft=S, hard=S+5, so the command gets SIGXCPU before SIGKILL.
+Every limit is clamped to the inherited hard limit. ``--lc-ctype``/``--no-lc-ctype`` restore the
+caller's LC_CTYPE, which the interpreter may have coerced to C.UTF-8 in a C locale (PEP 538).
+If the command cannot be executed, a one-line message goes to stderr and the exit status is
+127 (not found) or 126 (found but not executable), like a shell.
+"""
+
+import os
+import resource
+import sys
+
+try:  # the C module: ``signal`` itself imports enum, which costs ~7 ms of start-up
+    import _signal as signal
+except ImportError:  # pragma: no cover - other interpreters
+    import signal  # type: ignore[no-redef]
+
+CPU_HARD_EXTRA = 5
+_LIMITS = {
+    "--data": "RLIMIT_DATA",
+    "--as": "RLIMIT_AS",
+    "--cpu": "RLIMIT_CPU",
+    "--nproc": "RLIMIT_NPROC",
+}
+
+
+def _say(message: str) -> None:
+    try:
+        sys.stderr.write("scaleup-ci: " + message + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _setlimit(name: str, soft: int, hard: int) -> None:
+    res = getattr(resource, name, None)
+    if res is None:
+        _say(f"warning: {name} is not available on this system; not set")
+        return
+    inf = resource.RLIM_INFINITY
+    _cur_soft, cur_hard = resource.getrlimit(res)
+    if cur_hard != inf and hard > cur_hard:
+        hard = cur_hard
+    if soft > hard:
+        soft = hard
+    try:
+        resource.setrlimit(res, (soft, hard))
+    except (OSError, ValueError) as exc:
+        _say(f"warning: could not set {name}={soft}: {exc}")
+
+
+def main(args: list[str]) -> int:
+    try:
+        sep = args.index("--")
+    except ValueError:
+        _say("trampoline: missing '--' before the command")
+        return 125
+    opts, argv = args[:sep], args[sep + 1 :]
+    if not argv:
+        _say("trampoline: no command given")
+        return 125
+    i = 0
+    while i < len(opts):
+        flag = opts[i]
+        if flag == "--no-lc-ctype":
+            os.environ.pop("LC_CTYPE", None)
+            i += 1
+            continue
+        if i + 1 >= len(opts):
+            _say(f"trampoline: {flag} needs a value")
+            return 125
+        value = opts[i + 1]
+        i += 2
+        if flag == "--lc-ctype":
+            os.environ["LC_CTYPE"] = value
+            continue
+        name = _LIMITS.get(flag)
+        if name is None:
+            _say(f"trampoline: unknown option {flag}")
+            return 125
+        try:
+            n = int(value)
+        except ValueError:
+            _say(f"trampoline: {flag} needs an integer, got {value!r}")
+            return 125
+        if n < 0:
+            continue
+        if flag == "--cpu":
+            n = max(n, 1)
+            _setlimit(name, n, n + CPU_HARD_EXTRA)
+        else:
+            _setlimit(name, n, n)
+
+    # The interpreter ignores SIGPIPE and SIGXFSZ; an ignored signal survives exec, so restore them.
+    for sig in ("SIGPIPE", "SIGXFSZ"):
+        if hasattr(signal, sig):
+            signal.signal(getattr(signal, sig), signal.SIG_DFL)
+    try:
+        os.execvp(argv[0], argv)
+    except FileNotFoundError:
+        _say(f"command not found: {argv[0]}")
+        return 127
+    except PermissionError:
+        _say(f"command is not executable (permission denied): {argv[0]}")
+        return 126
+    except OSError as exc:
+        _say(f"cannot execute {argv[0]}: {exc.strerror or exc}")
+        return 126
+    return 126  # not reached: execvp does not return
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,648 @@
+"""The staged scale-up: mini → 10 → 50 → 100 → 200 → max inside one time budget.
+
+``run(config, env)`` is the single entry point. It never reads ``os.environ`` (the caller passes
+``env``) and never prints except through ``echo``. It writes report.json, summary.md and final/
+after every stage, so that whatever happens next, finished work is on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from scaleup_ci import hardware as hardware_mod
+from scaleup_ci import limits as limits_mod
+from scaleup_ci import planner
+from scaleup_ci.config import Config
+from scaleup_ci.dataset import Dataset, open_dataset
+from scaleup_ci.errors import ConfigError, InputError, ScaleupError
+from scaleup_ci.report import Report, atomic_write
+from scaleup_ci.runner import CancelToken, StageProgress, StageResult, StageSpec, run_stage
+from scaleup_ci.validate import RecordValidator, load_schema
+
+MINI_N = 3
+TIMING_MOVED = 0.25
+
+
+def process_start_monotonic() -> float:
+    """The monotonic clock reading at which this process started (the budget counts from there)."""
+    try:
+        age = time.time() - psutil.Process().create_time()
+    except (psutil.Error, OSError):
+        age = 0.0
+    return time.monotonic() - max(0.0, min(age, 60.0))
+
+
+def auto_reserve(budget: float) -> float:
+    """Time kept back for the report and the upload: a share of the budget, so tiny budgets work."""
+    return min(120.0, max(0.05 * budget, min(1.0, 0.2 * budget)))
+
+
+@dataclass
+class Hooks:
+    """How the core talks to the outside world (console, GitHub log groups)."""
+
+    echo: Callable[[str], None] = print
+    stage_group: Callable[[str], contextlib.AbstractContextManager[Any]] = (
+        lambda title: contextlib.nullcontext()
+    )
+
+
+@dataclass
+class _Stage:
+    name: str
+    n: int | None  # None for max (decided later)
+
+
+@dataclass
+class _State:
+    config: Config
+    report: Report
+    out_dir: Path
+    t0: float
+    hard_end: float
+    work_end: float
+    grace: float
+    dataset: Dataset
+    dataset_size: int
+    validator: RecordValidator | None
+    limits: limits_mod.Limits
+    hw: hardware_mod.Hardware
+    env: Mapping[str, str]
+    hooks: Hooks
+    cancel: CancelToken | None
+    results: list[StageResult] = field(default_factory=list)
+    overheads: list[float] = field(default_factory=list)
+    best: StageResult | None = None
+    redact: list[re.Pattern[bytes]] = field(default_factory=list)
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def remaining(self, end: float | None = None) -> float:
+        return (end if end is not None else self.work_end) - time.monotonic()
+
+    def save(self) -> None:
+        self.report.elapsed_seconds = time.monotonic() - self.t0
+        self.report.stages = [r.to_dict() for r in self.results]
+        self.report.write(self.out_dir)
+
+
+def stage_list(names: tuple[str, ...] | list[str]) -> list[_Stage]:
+    out = []
+    for name in names:
+        if name == "mini":
+            out.append(_Stage("mini", None))
+        elif name == "max":
+            out.append(_Stage("max", None))
+        else:
+            out.append(_Stage(str(int(name)), int(name)))
+    return out
+
+
+def _check_mock(config: Config, cmd_words: list[str]) -> list[str]:
+    """Names in the command line that suggest mock data or APIs."""
+    found = []
+    pats = [re.compile(rf"(?i)(?<![a-z]){re.escape(p)}") for p in config.mock_patterns]
+    for word in cmd_words:
+        for pat, name in zip(pats, config.mock_patterns, strict=True):
+            if pat.search(word):
+                found.append(f"`{word}` matches the mock pattern {name!r}")
+    return found
+
+
+def _all_identical(path: Path, records: int) -> bool:
+    """True when an output of 10 or more records holds one record repeated."""
+    if records < 10:
+        return False
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(1)
+            fh.seek(0)
+            if head == b"[":
+                data = json.load(fh)
+                items = [json.dumps(x, sort_keys=True) for x in data] if isinstance(data, list) else []
+                return len(items) >= 10 and len(set(items)) == 1
+            first: str | None = None
+            count = 0
+            for line in fh:
+                if not line.strip():
+                    continue
+                canon = json.dumps(json.loads(line), sort_keys=True)
+                if first is None:
+                    first = canon
+                elif canon != first:
+                    return False
+                count += 1
+            return count >= 10
+    except (OSError, ValueError):
+        return False
+
+
+def _compare_outputs(a: Path, b: Path) -> tuple[int, int, list[int]]:
+    """Count records that differ between two JSONL/JSON outputs (first few indexes kept)."""
+    def records(p: Path) -> Iterator[str]:
+        with p.open("rb") as fh:
+            head = fh.read(1)
+            fh.seek(0)
+            if head == b"[":
+                data = json.load(fh)
+                for x in data if isinstance(data, list) else [data]:
+                    yield json.dumps(x, sort_keys=True)
+                return
+            for line in fh:
+                if line.strip():
+                    try:
+                        yield json.dumps(json.loads(line), sort_keys=True)
+                    except ValueError:
+                        yield line.decode("utf-8", "replace")
+
+    differ = 0
+    total = 0
+    first: list[int] = []
+    try:
+        ia, ib = records(a), records(b)
+        sentinel = object()
+        for i in range(10**12):
+            x = next(ia, sentinel)
+            y = next(ib, sentinel)
+            if x is sentinel and y is sentinel:
+                break
+            total += 1
+            if x != y:
+                differ += 1
+                if len(first) < 10:
+                    first.append(i)
+    except (OSError, ValueError):
+        pass
+    return differ, total, first
+
+
+def run(config: Config, env: Mapping[str, str], *, hooks: Hooks | None = None,
+        cancel: CancelToken | None = None, t0: float | None = None) -> Report:
+    """Run the whole staged sequence and return the report (also written to out-dir)."""
+    hooks = hooks or Hooks()
+    t0 = process_start_monotonic() if t0 is None else t0
+    budget = config.time_budget
+    reserve = config.reserve if config.reserve is not None else auto_reserve(budget)
+    if reserve >= budget:
+        raise ConfigError(
+            f"reserve: {reserve:g} s leaves nothing of the {budget:g} s time-budget",
+            hint="lower `reserve` or raise `time-budget`")
+    out_dir = config.out_dir
+    report = Report(budget_seconds=budget, reserve_seconds=reserve,
+                    started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                    out_dir=str(out_dir), config=config.to_dict())
+    _prepare_out_dir(out_dir)
+    try:
+        state = _setup(config, env, report, out_dir, t0, budget, reserve, hooks, cancel)
+    except ScaleupError as exc:
+        report.status = "failed"
+        report.exit_code = exc.exit_code
+        report.error = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+        report.reason = exc.message
+        report.elapsed_seconds = time.monotonic() - t0
+        report.write(out_dir)
+        raise
+    try:
+        _run_passes(state)
+    except ScaleupError as exc:
+        report.status = "failed"
+        report.exit_code = exc.exit_code
+        report.error = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+        report.reason = report.reason or exc.message
+        state.save()
+        raise
+    finally:
+        if report.status == "running":
+            report.status = "failed"
+            report.reason = report.reason or "scaleup-ci stopped unexpectedly"
+            with contextlib.suppress(Exception):
+                state.save()
+    state.save()
+    return report
+
+
+def _prepare_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"out-dir: cannot write to {out_dir}: {exc.strerror}",
+                          hint="choose a writable `out-dir`") from None
+    for sub in ("stages", "final"):
+        shutil.rmtree(out_dir / sub, ignore_errors=True)
+
+
+def _setup(config: Config, env: Mapping[str, str], report: Report, out_dir: Path, t0: float,
+           budget: float, reserve: float, hooks: Hooks, cancel: CancelToken | None) -> _State:
+    for w in config.warnings:
+        report.warnings.append(w)
+    hw = hardware_mod.detect(out_dir, env)
+    report.hardware = hw.to_dict()
+    lim = limits_mod.choose_limits(hw, memory_limit=config.memory_limit,
+                                   cpu_limit=config.cpu_limit, mode=config.memory_enforcement)
+    report.limits = lim.to_dict()
+    report.warnings.extend(lim.warnings)
+
+    validator = None
+    if config.schema is not None:
+        validator = RecordValidator(load_schema(config.schema))
+        report.warnings.extend(getattr(validator, "notes", []))
+    else:
+        report.warnings.append("no `schema` given: outputs are only checked to be JSON with the "
+                               "right number of records")
+    dataset = open_dataset(config.full_file, examples_key=config.examples_key)
+    size = dataset.count()
+    if size == 0:
+        raise InputError(f"full-file: {config.full_file} holds no examples",
+                         hint="point `full-file` at a dataset with at least one example")
+    report.dataset = {"path": str(config.full_file), "kind": dataset.kind, "gzip": dataset.gzip,
+                      "size": size}
+    if config.mini_file is not None:
+        mini = open_dataset(config.mini_file, examples_key=config.examples_key)
+        if mini.count() == 0:
+            raise InputError(f"mini-file: {config.mini_file} holds no examples",
+                             hint="give a mini file with about 3 examples, or leave `mini-file` "
+                                  "out to use the first 3 of `full-file`")
+        report.dataset["mini_path"] = str(config.mini_file)
+        report.dataset["mini_size"] = mini.count()
+
+    import shlex
+    try:
+        words = shlex.split(config.command)
+    except ValueError:
+        words = config.command.split()
+    hits = _check_mock(config, words) if config.mock_guard != "off" else []
+    if hits:
+        msg = "the command looks like it uses mock data or APIs: " + "; ".join(hits)
+        if config.mock_guard == "fail":
+            raise ConfigError(msg, hint="run the real script on real data, or set "
+                                        "`mock-guard: warn` / change `mock-patterns`")
+        report.warnings.append(msg)
+
+    hard_end = t0 + budget
+    grace = min(config.grace_period, max(0.5, 0.05 * budget))
+    state = _State(config=config, report=report, out_dir=out_dir, t0=t0, hard_end=hard_end,
+                   work_end=hard_end - reserve, grace=grace, dataset=dataset, dataset_size=size,
+                   validator=validator, limits=lim, hw=hw, env=env, hooks=hooks, cancel=cancel)
+    state.redact = [re.compile(p.encode()) for p in config.redact]
+    hooks.echo(f"scaleup-ci: {dataset.describe()} · budget {budget:g} s (reserve {reserve:.1f} s) · "
+               f"{hw.cpus:g} CPUs · memory limit "
+               f"{lim.memory_bytes if lim.memory_bytes else 'none'} bytes")
+    state.save()
+    return state
+
+
+def _run_passes(state: _State) -> None:
+    config = state.config
+    passes = 2 if config.final_pass else 1
+    first_end = state.t0 + (state.work_end - state.t0) / 2 if passes == 2 else state.work_end
+    pass1 = _run_sequence(state, pass_no=1, end=first_end, sizes=None)
+    if passes == 2 and state.report.status == "running" and pass1:
+        sizes = [(r.name, r.n) for r in pass1 if r.ok]
+        state.hooks.echo("scaleup-ci: final pass — rerunning the sequence up to "
+                         f"{sizes[-1][1] if sizes else 0} examples")
+        pass2 = _run_sequence(state, pass_no=2, end=state.work_end, sizes=sizes)
+        _compare_passes(state, pass1, pass2)
+    if state.report.status == "running":
+        state.report.status = "completed" if state.report.reason.startswith("the whole") else (
+            "stopped-early")
+        state.report.exit_code = 0
+
+
+def _compare_passes(state: _State, first: list[StageResult], second: list[StageResult]) -> None:
+    by_name = {r.name: r for r in first if r.ok}
+    comps = []
+    for r in second:
+        a = by_name.get(r.name)
+        if a is None or not r.ok:
+            continue
+        differ, total, idx = _compare_outputs(Path(a.output_path), Path(r.output_path))
+        moved = a.wall_seconds > 0 and abs(r.wall_seconds - a.wall_seconds) / a.wall_seconds > (
+            TIMING_MOVED)
+        comps.append({"stage": r.name, "records": total, "differing_records": differ,
+                      "first_differing_indexes": idx, "first_seconds": round(a.wall_seconds, 3),
+                      "second_seconds": round(r.wall_seconds, 3), "timing_moved": moved})
+        if differ:
+            state.report.warnings.append(
+                f"stage {r.name}: {differ} of {total} records differ between the two passes "
+                f"(first at record {idx[0]}): the script is not deterministic")
+        if moved:
+            state.report.warnings.append(
+                f"stage {r.name}: time moved from {a.wall_seconds:.2f} s to {r.wall_seconds:.2f} s "
+                "between passes (more than 25%)")
+    state.report.final_pass = {"comparisons": comps}
+
+
+def _stage_paths(state: _State, name: str, pass_no: int) -> Path:
+    sub = name if pass_no == 1 else f"{name}-pass{pass_no}"
+    return state.out_dir / "stages" / sub
+
+
+def _run_sequence(state: _State, *, pass_no: int, end: float,
+                  sizes: list[tuple[str, int]] | None) -> list[StageResult]:
+    """Run one pass. ``sizes`` (for the final pass) fixes each stage's n; otherwise plan as we go."""
+    config = state.config
+    report = state.report
+    size = state.dataset_size
+    done: list[StageResult] = []
+    points: list[planner.Point] = [
+        planner.Point(n=r.n, seconds=r.wall_seconds, peak_rss=r.peak_rss_bytes or None,
+                      stage=r.name, first=(i == 0))
+        for i, r in enumerate(x for x in state.results if x.ok and x.pass_no == 1 and not x.partial)
+    ] if pass_no > 1 else []
+
+    if sizes is not None:
+        todo = [_Stage(name, n) for name, n in sizes]
+    else:
+        todo = stage_list(config.stages)
+    # Stage sizes larger than the dataset collapse into one stage that takes the whole dataset.
+    collapsed: list[_Stage] = []
+    for st in todo:
+        if st.name == "mini":
+            collapsed.append(st)
+            continue
+        if st.n is not None and st.n >= size and sizes is None:
+            collapsed.append(_Stage("max", size))
+            break
+        collapsed.append(st)
+    todo = collapsed
+
+    for idx, st in enumerate(todo):
+        if state.cancel is not None and state.cancel.is_set:
+            break
+        largest = max((r.n for r in done if r.ok), default=0)
+        overhead = max(state.overheads[-3:], default=0.5)
+        remaining = end - time.monotonic() - overhead
+        progressive = False
+        plan: planner.Plan | None = None
+        if st.name == "mini":
+            n = MINI_N if config.mini_file is None else int(state.report.dataset["mini_size"])
+            n = min(n, size)
+            predicted, fits = None, True
+            if points:
+                _fits, predicted = planner.next_stage_fits(points, n, remaining=remaining,
+                                                           margin=config.safety_margin)
+        elif st.name == "max" and sizes is None and points:
+            plan = planner.plan_max(points, remaining=remaining, margin=config.safety_margin,
+                                    dataset_size=size, largest_done=largest,
+                                    memory_limit=state.limits.memory_bytes, rule=config.planner)
+            report.plan = plan.to_dict()
+            if plan.model is not None:
+                report.model = plan.model.to_dict()
+            if plan.max_n <= largest:
+                report.reason = plan.reason
+                state.save()
+                break
+            progressive = (config.progressive == "auto" and config.schema_target == "record"
+                           and any(r.incremental for r in done if r.ok)
+                           and config.planner == "fit" and plan.max_n < size)
+            n = size if progressive else plan.max_n
+            predicted = plan.predicted_seconds
+            report.reason = plan.reason
+            fits = True
+        else:
+            n = min(st.n if st.n is not None else size, size)
+            if points and sizes is None:
+                fits, predicted = planner.next_stage_fits(points, n, remaining=remaining,
+                                                          margin=config.safety_margin)
+            else:
+                fits, predicted = True, None
+                if points:
+                    m = planner.fit(points)
+                    predicted = m.predict(n) if m else None
+            if not fits:
+                skipped = StageResult(name=st.name, n=n, skipped=True, predicted_seconds=predicted,
+                                      problem=f"predicted {predicted:.1f} s does not fit in the "
+                                              f"{max(0.0, remaining):.1f} s left", pass_no=pass_no)
+                state.results.append(skipped)
+                # Go straight to max: it will be planned smaller than this stage, or stop early.
+                rest = [s for s in todo[idx + 1:] if s.name == "max"]
+                if not rest:
+                    report.reason = skipped.problem or ""
+                    state.save()
+                    break
+                continue
+
+        res = _run_one(state, st.name, n, pass_no=pass_no, end=end, predicted=predicted,
+                       progressive=progressive, points=points)
+        done.append(res)
+        if res.partial and res.ok:
+            report.reason = (f"the {res.name} stage ran until the deadline and kept "
+                             f"{res.records:,} validated records (progressive mode)")
+        if res.ok and res.n >= size and not res.partial:
+            report.reason = f"the whole dataset ({size:,} examples) ran within the budget"
+        if not res.ok:
+            _fail(state, res)
+            break
+        if not res.partial:
+            points.append(planner.Point(n=res.n, seconds=res.wall_seconds,
+                                        peak_rss=res.peak_rss_bytes or None, stage=res.name,
+                                        first=len(points) == 0))
+        if res.n >= size or st.name == "max":
+            break
+    if report.status == "running" and done and all(r.ok for r in done):
+        _drift_warning(state, done)
+    return done
+
+
+def _drift_warning(state: _State, done: list[StageResult]) -> None:
+    """With sample: first, warn when per-example cost keeps rising with the index."""
+    if state.config.sample != "first":
+        return
+    rates = [(r.n, r.wall_seconds / r.n) for r in done if r.n >= 10 and not r.partial]
+    if len(rates) < 3:
+        return
+    # Marginal per-example cost between consecutive stages.
+    marg = []
+    for (n1, r1), (n2, r2) in zip(rates, rates[1:], strict=False):
+        if n2 > n1:
+            marg.append((n2 * r2 - n1 * r1) / (n2 - n1))
+    if len(marg) >= 2 and all(b > a * 1.3 for a, b in zip(marg, marg[1:], strict=False)) and (
+            marg[0] > 0):
+        msg = ("per-example cost rises with the position in the dataset (" +
+               ", ".join(f"{m:.3g}" for m in marg) + " s per example between stages): the "
+               "dataset may be sorted by difficulty; `sample: random` gives a fairer estimate")
+        if msg not in state.report.warnings:
+            state.report.warnings.append(msg)
+
+
+def _fail(state: _State, res: StageResult) -> None:
+    report = state.report
+    report.status = "cancelled" if res.killed_by == "cancelled" else "failed"
+    if report.status == "cancelled":
+        report.exit_code = 130
+        report.reason = f"cancelled during stage {res.name}"
+        return
+    first = ""
+    if res.errors:
+        e = res.errors[0]
+        first = f"; first bad record: {e.get('index')} (line {e.get('line')}) at {e.get('path')}: " \
+                f"{e.get('message')}"
+    if res.killed_by in ("memory", "cpu", "deadline"):
+        report.exit_code = 3
+        what = {"memory": "the memory limit", "cpu": "the CPU-time limit",
+                "deadline": "its time limit"}[res.killed_by]
+        report.reason = f"stage {res.name} ({res.n:,} examples) was stopped by {what}"
+        if res.evidence:
+            report.reason += f" ({'; '.join(res.evidence)})"
+    else:
+        report.exit_code = 1
+        report.reason = f"stage {res.name} ({res.n:,} examples) failed: {res.problem or 'invalid output'}{first}"
+        if res.killed_by == "invalid-output" or res.fail_fast:
+            report.reason = (f"stage {res.name} ({res.n:,} examples) was stopped at the first "
+                             f"invalid record{first}")
+    report.error = {"type": "LimitExceeded" if report.exit_code == 3 else "ScriptFailed",
+                    "message": report.reason,
+                    "hint": _hint_for(res)}
+
+
+def _hint_for(res: StageResult) -> str:
+    if res.killed_by == "memory":
+        return "lower the script's memory use, or raise `memory-limit` if the machine has room"
+    if res.killed_by == "cpu":
+        return "raise `cpu-limit`, or make the script use less CPU time per example"
+    if res.killed_by == "deadline":
+        return (f"the script did not finish in {res.limit_seconds or 0:.0f} s; look at "
+                f"{res.stderr_path} for where it hung, or raise `time-budget`")
+    if res.errors:
+        return f"fix the script so its output matches the schema; the output is {res.output_path}"
+    return f"read {res.stderr_path} for the script's error"
+
+
+def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
+             predicted: float | None, progressive: bool,
+             points: list[planner.Point]) -> StageResult:
+    config = state.config
+    stage_dir = _stage_paths(state, name, pass_no)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    t_begin = time.monotonic()
+    if name == "mini" and config.mini_file is not None:
+        mini = open_dataset(config.mini_file, examples_key=config.examples_key)
+        input_path = stage_dir / f"input{mini.suffix}"
+        n = mini.write_subset(input_path, n, sample="first", seed=0)
+    else:
+        input_path = stage_dir / f"input{state.dataset.suffix}"
+        n = state.dataset.write_subset(input_path, n, sample=config.sample, seed=config.seed)
+    output_path = stage_dir / "output.jsonl"
+
+    now = time.monotonic()
+    # Time after SIGTERM: the grace period, draining the pipes, validating, writing the report.
+    finish = state.grace + 0.5 + _validation_allowance(n)
+    budget_left = end - now - finish
+    if progressive:
+        kill_at = now + max(0.0, budget_left)
+        limit = budget_left
+    else:
+        limit = planner.stage_limit(predicted, max(0.0, budget_left))
+        kill_at = now + limit
+    expected: int | None
+    if config.expect_records == "per-example":
+        expected = n
+    elif config.expect_records == "any":
+        expected = None
+    else:
+        expected = int(config.expect_records)
+    cpu = limits_mod.cpu_seconds_for_stage(state.limits, limit, state.hw.cpus)
+    mode = state.limits.mode
+    spec = StageSpec(
+        name=name, n=n, command=config.command, shell=config.shell,
+        cwd=config.working_directory, stage_dir=stage_dir, input_path=input_path.resolve(),
+        output_path=output_path.resolve(), full_path=Path(config.full_file).resolve(),
+        base_env=state.env, kill_at=kill_at, grace=state.grace,
+        memory_limit=state.limits.watchdog_bytes,
+        watchdog=mode != "none",
+        rlimit_data=state.limits.data_bytes,
+        rlimit_as=state.limits.as_bytes,
+        cpu_seconds=cpu, log_max_bytes=config.log_max_bytes, validator=state.validator,
+        target=config.schema_target, expected=expected, fail_fast=config.fail_fast,
+        predicted_seconds=predicted, limit_seconds=limit, redact=state.redact,
+        on_progress=lambda p: _progress(state, p),
+    )
+    state.report.status = "running"
+    title = f"stage {name}: {n:,} examples" + (f" (pass {pass_no})" if pass_no > 1 else "")
+    if predicted is not None:
+        title += f", predicted {predicted:.1f} s"
+    title += f", limit {limit:.1f} s" + (" (progressive)" if progressive else "")
+    with state.hooks.stage_group(title):
+        state.hooks.echo(f"scaleup-ci: {title}")
+        res = run_stage(spec, echo=state.hooks.echo, cancel=state.cancel)
+    res.pass_no = pass_no
+    if res.ok and _all_identical(output_path, res.records):
+        msg = (f"stage {name}: all {res.records} output records are identical — this looks like "
+               "mock output")
+        if config.mock_guard == "fail":
+            res.valid = False
+            res.problem = msg
+        elif config.mock_guard == "warn":
+            state.report.warnings.append(msg)
+    state.results.append(res)
+    state.overheads.append(max(0.0, (time.monotonic() - t_begin) - res.wall_seconds))
+    if res.ok:
+        _publish_final(state, res)
+    state.hooks.echo(
+        f"scaleup-ci: stage {name} {'ok' if res.ok else 'FAILED'} in {res.wall_seconds:.2f} s"
+        f" · {res.records:,} records" + (f" · {res.problem}" if res.problem else ""))
+    state.save()
+    return res
+
+
+def _validation_allowance(n: int) -> float:
+    # Streaming validation runs at 10^5 records/s or more; keep a generous allowance.
+    return 0.2 + n / 50_000
+
+
+def _progress(state: _State, p: StageProgress) -> None:
+    rate = p.records / p.elapsed if p.elapsed > 0 else 0.0
+    eta = (p.n - p.records) / rate if rate > 0 else math.inf
+    state.hooks.echo(
+        f"scaleup-ci: [{p.name}] {p.records:,}/{p.n:,} records · {rate:.1f}/s · "
+        f"ETA {eta:.0f} s · {p.seconds_left:.0f} s to deadline · memory {p.rss_bytes / 2**20:.0f} MiB")
+
+
+def _publish_final(state: _State, res: StageResult) -> None:
+    """Copy the largest validated output into final/ (atomically: copy, then rename)."""
+    if state.best is not None and res.records < state.best.records:
+        return
+    state.best = res
+    src = Path(res.output_path)
+    if not src.exists():
+        return
+    final_dir = state.out_dir / "final"
+    final_dir.mkdir(parents=True, exist_ok=True)
+    dest = final_dir / src.name
+    tmp = final_dir / f".{src.name}.tmp"
+    if res.partial:
+        # Keep only the complete, validated lines.
+        with src.open("rb") as fin, tmp.open("wb") as fout:
+            kept = 0
+            for line in fin:
+                if not line.endswith(b"\n"):
+                    break
+                if line.strip():
+                    kept += 1
+                    if kept > res.records:
+                        break
+                fout.write(line)
+    else:
+        shutil.copyfile(src, tmp)
+    tmp.replace(dest)
+    state.report.final = {"path": str(dest), "stage": res.name, "records": res.records,
+                          "pass_no": res.pass_no, "partial": res.partial}
+    atomic_write(final_dir / "stage.json",
+                 json.dumps(state.report.final, indent=2) + "\n")
+

@@ -1,0 +1,504 @@
+"""Limits fitted to the machine: choose them, apply them to a child, kill a process group.
+
+How limits reach the child: the runner starts ``trampoline_argv(...)`` (a tiny stdlib-only
+script, ``_trampoline.py``) instead of the user's command. The trampoline sets the rlimits in the
+fresh process and ``execvp``s the command, which is safe while the runner has monitor threads
+(unlike ``preexec_fn``). Rlimits are per process, so a process-tree RSS watchdog (monitor.py,
+sampling every ``WATCHDOG_INTERVAL`` seconds) enforces the memory limit for the whole tree.
+
+Enforcement modes (``Limits.mode``):
+- ``rlimit-data+watchdog`` (auto on Linux): RLIMIT_DATA per process + tree RSS watchdog.
+  RLIMIT_DATA counts private writable memory (heap and anonymous mmap, Linux >= 4.7), not
+  address-space reservations, so it does not break JAX/CUDA/Go runtimes.
+- ``rlimit-as+watchdog`` (only when asked): RLIMIT_AS caps virtual address space; stricter but
+  breaks runtimes that reserve large ranges.
+- ``watchdog``: no per-process memory rlimit (non-Linux, or asked for).
+- ``none``: no memory limit and no CPU rlimit; only the wall-clock deadline applies.
+- ``cgroup``: reserved for cgroup v2 enforcement; ``cgroup_available`` is the extension point
+  and says False for now, so asking for it falls back to auto with a warning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from scaleup_ci import _trampoline
+from scaleup_ci.errors import ConfigError
+from scaleup_ci.hardware import Hardware
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    resource = None  # type: ignore[assignment]
+
+GIB = 1024**3
+HEADROOM_MIN = GIB
+HEADROOM_FRACTION = 0.10
+#: How often the process-tree RSS watchdog samples (monitor.py uses this value).
+WATCHDOG_INTERVAL = 0.1
+#: RLIMIT_CPU hard = soft + this, so the child gets SIGXCPU before SIGKILL.
+CPU_HARD_EXTRA = _trampoline.CPU_HARD_EXTRA
+#: Automatic per-stage CPU limit: ceil(stage_seconds * max(1, cpus) * factor) + extra.
+CPU_AUTO_FACTOR = 1.5
+CPU_AUTO_EXTRA = 5
+
+MODES = ("auto", "cgroup", "rlimit-data+watchdog", "rlimit-as+watchdog", "watchdog", "none")
+_MODE_ALIASES = {"rlimit-data": "rlimit-data+watchdog", "rlimit-as": "rlimit-as+watchdog"}
+_RLIMIT_NAMES = {"data": "RLIMIT_DATA", "as": "RLIMIT_AS", "cpu": "RLIMIT_CPU"}
+
+
+def format_bytes(n: int | None) -> str:
+    """``2147483648`` -> ``2.0 GiB`` (binary units; ``None`` -> ``none``)."""
+    if n is None:
+        return "none"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits every stage runs under, and how they are enforced.
+
+    ``memory_bytes`` is the limit for the whole process tree (watchdog), ``None`` for no limit.
+    ``rlimit_bytes`` is the per-process RLIMIT_DATA/RLIMIT_AS value (clamped to the inherited
+    hard limit), ``None`` when the mode sets no memory rlimit. ``cpu_seconds`` is an explicit
+    per-stage CPU limit, ``None`` for auto (see ``cpu_seconds_for_stage``) or ``0`` for off.
+    """
+
+    memory_bytes: int | None
+    memory_source: str
+    cpu_seconds: float | None
+    mode: str
+    enforcement: dict[str, str]
+    warnings: tuple[str, ...] = ()
+    rlimit_bytes: int | None = None
+    cpu_rlimit: bool = True
+
+    @property
+    def data_bytes(self) -> int | None:
+        """RLIMIT_DATA for the trampoline, or None."""
+        return self.rlimit_bytes if self.mode == "rlimit-data+watchdog" else None
+
+    @property
+    def as_bytes(self) -> int | None:
+        """RLIMIT_AS for the trampoline, or None."""
+        return self.rlimit_bytes if self.mode == "rlimit-as+watchdog" else None
+
+    @property
+    def watchdog_bytes(self) -> int | None:
+        """The process-tree RSS limit the monitor enforces, or None."""
+        return None if self.mode == "none" else self.memory_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``limits`` block of ``report.json``."""
+        return {
+            "memory_bytes": self.memory_bytes,
+            "memory_source": self.memory_source,
+            "cpu_seconds": self.cpu_seconds,
+            "mode": self.mode,
+            "enforcement": dict(self.enforcement),
+            "warnings": list(self.warnings),
+        }
+
+
+def cgroup_available(hw: Hardware) -> tuple[bool, str]:
+    """Whether limits can be enforced with a cgroup v2 subtree, and why not.
+
+    Extension point: cgroup enforcement (a writable v2 subtree with ``memory.max``, one child
+    cgroup per stage) is not implemented yet, so this always answers False with the reason.
+    """
+    cg = hw.cgroup
+    if cg is None or cg.version is None:
+        return False, "no cgroup hierarchy found"
+    if cg.version != 2:
+        return False, f"cgroup v{cg.version} (cgroup enforcement needs v2)"
+    if not cg.writable:
+        return False, f"cgroup {cg.memory_dir} is not writable"
+    return False, "cgroup enforcement is not implemented yet"
+
+
+def _inherited_hard_limits() -> dict[str, int | None]:
+    """Current hard rlimits by short name; None means unlimited (or not available)."""
+    out: dict[str, int | None] = {}
+    for short, name in _RLIMIT_NAMES.items():
+        res = getattr(resource, name, None) if resource is not None else None
+        if res is None:
+            out[short] = None
+            continue
+        hard = resource.getrlimit(res)[1]
+        out[short] = None if hard == resource.RLIM_INFINITY or hard < 0 else int(hard)
+    return out
+
+
+def _normalise_mode(mode: str) -> str:
+    m = _MODE_ALIASES.get(mode.strip().lower(), mode.strip().lower())
+    if m not in MODES:
+        raise ConfigError(
+            f"unknown limit mode {mode!r}",
+            hint=f"use one of: {', '.join(MODES)}",
+        )
+    return m
+
+
+def choose_limits(
+    hw: Hardware,
+    *,
+    memory_limit: int | None,
+    cpu_limit: float | None,
+    mode: str = "auto",
+    hard_limits: Mapping[str, int | None] | None = None,
+    platform: str | None = None,
+) -> Limits:
+    """Choose the memory/CPU limits and how to enforce them on this machine.
+
+    ``memory_limit``: None = auto (detected memory minus max(1 GiB, 10%)), 0 = no memory limit,
+    otherwise bytes. ``cpu_limit``: None = auto per stage, 0 = no CPU rlimit, otherwise CPU
+    seconds per stage. ``hard_limits`` maps ``data``/``as``/``cpu`` to the inherited hard rlimit
+    (None = unlimited); by default it is read with ``resource.getrlimit``. ``platform`` defaults
+    to ``sys.platform`` (tests pass another value).
+    """
+    requested = _normalise_mode(mode)
+    plat = sys.platform if platform is None else platform
+    warnings: list[str] = []
+    hard = dict(_inherited_hard_limits() if hard_limits is None else hard_limits)
+    have_resource = resource is not None
+
+    # Memory: how much.
+    memory: int | None
+    if memory_limit is None:
+        if hw.memory_bytes <= 0:
+            memory = None
+            source = "auto: memory unknown, no limit"
+            warnings.append(
+                "could not detect the machine's memory; running without a memory limit "
+                "(set memory-limit to a size to enforce one)"
+            )
+        else:
+            headroom = max(HEADROOM_MIN, int(hw.memory_bytes * HEADROOM_FRACTION))
+            memory = hw.memory_bytes - headroom
+            source = (
+                f"auto: {format_bytes(hw.memory_bytes)} detected"
+                f" - headroom {format_bytes(headroom)}"
+            )
+            if memory < hw.memory_bytes // 2:
+                memory = hw.memory_bytes // 2
+                source = f"auto: half of {format_bytes(hw.memory_bytes)} detected (small machine)"
+    elif memory_limit < 0:
+        raise ConfigError(
+            f"memory-limit must not be negative (got {memory_limit})",
+            hint="use auto, 0 (no limit) or a size such as 4GiB",
+        )
+    elif memory_limit == 0:
+        memory, source = None, "explicit: no limit"
+    else:
+        memory, source = int(memory_limit), "explicit"
+        if hw.memory_bytes > 0 and memory > hw.memory_bytes:
+            warnings.append(
+                f"memory-limit {format_bytes(memory)} is more than the "
+                f"{format_bytes(hw.memory_bytes)} detected "
+                f"({hw.sources.get('memory_bytes', 'unknown source')}); "
+                "the system may kill the stage before the limit is reached"
+            )
+
+    # Memory: how it is enforced.
+    if requested == "cgroup":
+        ok, why = cgroup_available(hw)
+        if not ok:
+            warnings.append(f"memory enforcement 'cgroup' is not available ({why}); using auto")
+            requested = "auto"
+    chosen = requested
+    if chosen == "auto":
+        chosen = (
+            "rlimit-data+watchdog" if plat.startswith("linux") and have_resource else "watchdog"
+        )
+        if chosen == "watchdog" and memory is not None:
+            warnings.append(
+                f"per-process memory rlimits are not reliable on {plat}; memory is enforced only "
+                "by the process-tree RSS watchdog"
+            )
+    elif chosen.startswith("rlimit-") and not have_resource:
+        warnings.append(
+            "the resource module is not available; memory is enforced only by the watchdog"
+        )
+        chosen = "watchdog"
+    if chosen == "none" and memory is not None:
+        memory, source = None, "mode none: no limit"
+    if memory is None:
+        chosen = "none"
+
+    rlimit_bytes: int | None = None
+    if chosen in ("rlimit-data+watchdog", "rlimit-as+watchdog") and memory is not None:
+        short = "data" if chosen.startswith("rlimit-data") else "as"
+        rlimit_bytes = memory
+        inherited = hard.get(short)
+        if inherited is not None and inherited < memory:
+            rlimit_bytes = inherited
+            warnings.append(
+                f"RLIMIT_{short.upper()} {format_bytes(memory)} is above the inherited hard limit "
+                f"{format_bytes(inherited)}; clamped to {format_bytes(inherited)}"
+            )
+
+    # CPU.
+    cpu_seconds: float | None = None
+    cpu_rlimit = have_resource and requested != "none"
+    if cpu_limit is not None:
+        if cpu_limit < 0:
+            raise ConfigError(
+                f"cpu-limit must not be negative (got {cpu_limit})",
+                hint="use auto, 0 (no CPU limit) or a number of CPU seconds per stage",
+            )
+        cpu_seconds = float(cpu_limit)
+        if cpu_limit == 0:
+            cpu_rlimit = False
+        inherited_cpu = hard.get("cpu")
+        if (
+            cpu_rlimit
+            and inherited_cpu is not None
+            and cpu_seconds + CPU_HARD_EXTRA > inherited_cpu
+        ):
+            clamped = float(max(1, inherited_cpu - CPU_HARD_EXTRA))
+            warnings.append(
+                f"cpu-limit {cpu_seconds:g} s is above the inherited hard RLIMIT_CPU "
+                f"{inherited_cpu} s; clamped to {clamped:g} s"
+            )
+            cpu_seconds = clamped
+
+    enforcement = {
+        "memory": _describe_memory(chosen, memory, rlimit_bytes),
+        "cpu": _describe_cpu(cpu_rlimit, cpu_seconds, have_resource),
+    }
+    return Limits(
+        memory_bytes=memory,
+        memory_source=source,
+        cpu_seconds=cpu_seconds,
+        mode=chosen,
+        enforcement=enforcement,
+        warnings=tuple(warnings),
+        rlimit_bytes=rlimit_bytes,
+        cpu_rlimit=cpu_rlimit,
+    )
+
+
+def _describe_memory(mode: str, memory: int | None, rlimit_bytes: int | None) -> str:
+    watchdog = (
+        f"process-tree RSS watchdog at {format_bytes(memory)}"
+        f" sampling every {WATCHDOG_INTERVAL:g} s"
+    )
+    if mode == "rlimit-data+watchdog":
+        return f"RLIMIT_DATA={format_bytes(rlimit_bytes)} per process (trampoline) + {watchdog}"
+    if mode == "rlimit-as+watchdog":
+        return f"RLIMIT_AS={format_bytes(rlimit_bytes)} per process (trampoline) + {watchdog}"
+    if mode == "watchdog":
+        return watchdog
+    return "none"
+
+
+def _describe_cpu(cpu_rlimit: bool, cpu_seconds: float | None, have_resource: bool) -> str:
+    if not cpu_rlimit:
+        why = "off" if have_resource else "not available (no resource module)"
+        return f"{why}; the stage's wall-clock deadline still applies"
+    if cpu_seconds is None:
+        soft = f"ceil(stage time limit x max(1, cpus) x {CPU_AUTO_FACTOR:g}) + {CPU_AUTO_EXTRA} s"
+    else:
+        soft = f"{math.ceil(cpu_seconds)} s"
+    return (
+        f"RLIMIT_CPU soft={soft} hard=soft+{CPU_HARD_EXTRA} per process (SIGXCPU first); "
+        "the wall-clock deadline is enforced separately"
+    )
+
+
+def cpu_seconds_for_stage(limits: Limits, stage_seconds: float, cpus: float) -> int | None:
+    """The RLIMIT_CPU soft limit for one stage, or None for no CPU rlimit.
+
+    An explicit limit wins. Otherwise CPU time cannot exceed wall time x CPUs, so allow
+    ``ceil(stage_seconds * max(1, cpus) * 1.5) + 5``: the margin keeps legitimate runs alive, and
+    the deadline is enforced separately by the wall clock.
+    """
+    if not limits.cpu_rlimit:
+        return None
+    if limits.cpu_seconds is not None:
+        return max(1, math.ceil(limits.cpu_seconds)) if limits.cpu_seconds > 0 else None
+    if not math.isfinite(stage_seconds) or stage_seconds <= 0:
+        return None
+    return math.ceil(stage_seconds * max(1.0, cpus) * CPU_AUTO_FACTOR) + CPU_AUTO_EXTRA
+
+
+# --------------------------------------------------------------------------- the trampoline
+
+TRAMPOLINE = Path(_trampoline.__file__).resolve()
+
+
+def trampoline_argv(
+    argv: list[str],
+    *,
+    data_bytes: int | None,
+    as_bytes: int | None,
+    cpu_seconds: int | None,
+    nproc: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
+    """An argv that sets the given rlimits in a fresh process and then execs ``argv``.
+
+    The interpreter runs isolated (``-I -S``) and loads the trampoline by absolute path, so the
+    user's ``PYTHONPATH`` or current directory cannot interfere and start-up stays fast. Pass the
+    child's ``env`` so that the trampoline restores its LC_CTYPE exactly (the interpreter
+    coerces a C locale to C.UTF-8 in its own environment, which the exec would otherwise pass on).
+    """
+    if not argv:
+        raise ValueError("trampoline_argv needs a command")
+    out = [sys.executable, "-I", "-S", str(TRAMPOLINE)]
+    for flag, value in (
+        ("--data", data_bytes),
+        ("--as", as_bytes),
+        ("--cpu", cpu_seconds),
+        ("--nproc", nproc),
+    ):
+        if value is not None:
+            out += [flag, str(int(value))]
+    if env is not None:
+        if "LC_CTYPE" in env:
+            out += ["--lc-ctype", env["LC_CTYPE"]]
+        else:
+            out.append("--no-lc-ctype")
+    out.append("--")
+    out.extend(argv)
+    return out
+
+
+def wrap_argv(
+    limits: Limits,
+    argv: list[str],
+    *,
+    cpu_seconds: int | None,
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
+    """``argv`` wrapped in the trampoline with ``limits``' rlimits, or unchanged when none apply."""
+    data, as_ = limits.data_bytes, limits.as_bytes
+    if data is None and as_ is None and cpu_seconds is None:
+        return list(argv)
+    return trampoline_argv(argv, data_bytes=data, as_bytes=as_, cpu_seconds=cpu_seconds, env=env)
+
+
+# --------------------------------------------------------------------------- killing
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and all its descendants (recursive), tolerant of processes exiting meanwhile."""
+    try:
+        proc = psutil.Process(pid)
+        children = proc.children(recursive=True)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return []
+    return [pid, *(c.pid for c in children)]
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is left in process group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, but not ours to signal: check members below
+    # killpg(0) also succeeds for zombies that wait for their parent to reap them; they are dead.
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.NoSuchProcess, psutil.AccessDenied, OSError):
+            continue
+    return False
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def _signal_proc(proc: psutil.Process, sig: signal.Signals) -> None:
+    try:
+        if proc.is_running():  # checks the pid was not reused (create time)
+            proc.send_signal(sig)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError):
+        pass
+
+
+def _killpg(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def kill_process_group(pgid: int, pids: Iterable[int] = (), *, grace: float) -> None:
+    """Stop a process group: SIGTERM, wait up to ``grace`` seconds, then SIGKILL what is left.
+
+    ``pids`` are extra processes (for example descendants that called ``setsid`` and left the
+    group) that get the same treatment. The caller's own process group and the caller itself are
+    never signalled; asking to kill the caller's group raises ``ValueError``.
+    """
+    if pgid <= 1:
+        raise ValueError(f"refusing to kill process group {pgid}")
+    if pgid == os.getpgrp():
+        raise ValueError(f"refusing to kill the caller's own process group {pgid}")
+    me = os.getpid()
+    procs: list[psutil.Process] = []
+    for pid in dict.fromkeys(pids):
+        if pid == me or pid <= 1:
+            continue
+        try:
+            procs.append(psutil.Process(pid))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+
+    _killpg(pgid, signal.SIGTERM)
+    for p in procs:
+        _signal_proc(p, signal.SIGTERM)
+
+    deadline = time.monotonic() + max(0.0, grace)
+    delay = 0.005
+    while True:
+        if not _group_alive(pgid) and not any(_alive(p) for p in procs):
+            return
+        now = time.monotonic()
+        if now >= deadline:
+            break
+        time.sleep(min(delay, deadline - now))
+        delay = min(delay * 2, 0.05)
+
+    _killpg(pgid, signal.SIGKILL)
+    for p in procs:
+        if _alive(p):
+            _signal_proc(p, signal.SIGKILL)
+
+
+__all__ = [
+    "CPU_HARD_EXTRA",
+    "Limits",
+    "MODES",
+    "TRAMPOLINE",
+    "WATCHDOG_INTERVAL",
+    "cgroup_available",
+    "choose_limits",
+    "cpu_seconds_for_stage",
+    "format_bytes",
+    "kill_process_group",
+    "trampoline_argv",
+    "tree_pids",
+    "wrap_argv",
+]

@@ -1,0 +1,534 @@
+"""Run one stage: spawn the user's command, watch it, stop it at its limit, collect the result.
+
+The child starts in its own session through the rlimit trampoline. One loop (no threads) drains
+stdout and stderr into complete log files, echoes them with a stage prefix, samples the process
+tree, follows the output file as records land, and enforces the deadline and the memory limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import selectors
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scaleup_ci import limits as limits_mod
+from scaleup_ci.errors import ConfigError
+from scaleup_ci.monitor import TreeMonitor
+from scaleup_ci.validate import RecordValidator, StreamValidator, ValidationResult, validate_output
+
+PLACEHOLDERS = ("input", "output", "n", "stage", "full")
+_PLACEHOLDER_RE = re.compile(r"\{(input|output|n|stage|full)\}")
+_SAMPLE_EVERY = 0.1
+_ECHO_CAP = 1 << 20  # bytes echoed per stream per stage; the log files keep everything
+
+# stderr patterns that reveal a memory failure the exit code hides.
+MEMORY_PATTERNS = (
+    re.compile(rb"MemoryError"),
+    re.compile(rb"std::bad_alloc"),
+    re.compile(rb"CUDA out of memory"),
+    re.compile(rb"Cannot allocate memory"),
+    re.compile(rb"out of memory", re.IGNORECASE),
+    re.compile(rb"Unable to allocate"),
+)
+
+
+def build_argv(command: str, values: Mapping[str, str], *, shell: bool) -> list[str]:
+    """Substitute the placeholders and return the argv to start.
+
+    Without a shell the command is split with shlex first and each placeholder becomes exactly the
+    value (one argument, never re-split). With ``shell`` the values are shell-quoted into the
+    string, which runs under ``/bin/sh -c``.
+    """
+    def sub(text: str, quote: bool) -> str:
+        return _PLACEHOLDER_RE.sub(
+            lambda m: shlex.quote(values[m.group(1)]) if quote else values[m.group(1)], text
+        )
+
+    if shell:
+        return ["/bin/sh", "-c", sub(command, True)]
+    try:
+        tokens = shlex.split(command)
+    except ValueError as exc:
+        raise ConfigError(
+            f"command: cannot split {command!r}: {exc}",
+            hint="check the quotes in `command`, or set `shell: true` to run it under /bin/sh",
+        ) from None
+    if not tokens:
+        raise ConfigError("command: is empty", hint="set `command` to the script to run")
+    return [sub(tok, False) for tok in tokens]
+
+
+@dataclass
+class StageSpec:
+    """Everything needed to run one stage."""
+
+    name: str
+    n: int
+    command: str
+    shell: bool
+    cwd: Path
+    stage_dir: Path
+    input_path: Path
+    output_path: Path
+    full_path: Path
+    base_env: Mapping[str, str]
+    kill_at: float  # time.monotonic() at which SIGTERM is sent
+    grace: float
+    memory_limit: int | None = None
+    watchdog: bool = True
+    rlimit_data: int | None = None
+    rlimit_as: int | None = None
+    cpu_seconds: int | None = None
+    log_max_bytes: int = 1 << 30
+    validator: RecordValidator | None = None
+    target: str = "record"
+    expected: int | None = None
+    fail_fast: bool = True
+    max_errors: int = 5
+    predicted_seconds: float | None = None
+    limit_seconds: float | None = None
+    redact: Sequence[re.Pattern[bytes]] = ()
+    on_progress: Callable[[StageProgress], None] | None = None
+
+
+@dataclass
+class StageProgress:
+    """A live view of a running stage, for the progress line."""
+
+    name: str
+    n: int
+    elapsed: float
+    records: int
+    rss_bytes: int
+    seconds_left: float
+
+
+@dataclass
+class StageResult:
+    """What happened in one stage. ``to_dict`` is the report.json entry."""
+
+    name: str
+    n: int
+    wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    peak_rss_bytes: int = 0
+    peak_rss_source: str = "sampled"
+    exit_code: int | None = None
+    signal: str | None = None
+    valid: bool = False
+    records: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    error_count: int = 0
+    problem: str | None = None
+    killed_by: str | None = None
+    cause: str = "ok"
+    evidence: list[str] = field(default_factory=list)
+    partial: bool = False
+    incremental: bool = False
+    fail_fast: bool = False
+    predicted_seconds: float | None = None
+    limit_seconds: float | None = None
+    skipped: bool = False
+    stage_dir: str = ""
+    input_path: str = ""
+    output_path: str = ""
+    stdout_path: str = ""
+    stderr_path: str = ""
+    log_truncated: bool = False
+    digest: str | None = None
+    notes: list[str] = field(default_factory=list)
+    pass_no: int = 1
+
+    @property
+    def ok(self) -> bool:
+        """True when the stage produced a validated outcome (a partial prefix counts)."""
+        return self.valid and (self.exit_code == 0 or self.partial)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        return d
+
+
+def _classify(res: StageResult, stderr_tail: bytes, our_kill: str | None, cpu_limit: int | None,
+              status: int | None) -> None:
+    """Decide why a stage ended: killed_by and a finer `cause`, with the evidence."""
+    if our_kill is not None:
+        res.killed_by = our_kill
+        res.cause = our_kill
+        return
+    if status is None:
+        return
+    if status < 0:
+        sig = -status
+        try:
+            res.signal = signal.Signals(sig).name
+        except ValueError:
+            res.signal = str(sig)
+        if sig == signal.SIGXCPU or (
+            sig == signal.SIGKILL and cpu_limit is not None and res.cpu_seconds >= cpu_limit * 0.98
+        ):
+            res.killed_by = "cpu"
+            res.cause = "cpu"
+            res.evidence.append(f"{res.signal} after {res.cpu_seconds:.1f} s of CPU (limit {cpu_limit} s)")
+            return
+        res.killed_by = "signal"
+        res.cause = "crash" if sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE,
+                                       signal.SIGABRT) else "signal"
+        res.evidence.append(f"terminated by {res.signal}")
+    for pat in MEMORY_PATTERNS:
+        m = pat.search(stderr_tail)
+        if m:
+            res.killed_by = "memory"
+            res.cause = "memory"
+            res.evidence.append(f"stderr shows {m.group(0).decode(errors='replace')!r}")
+            return
+    if status > 0:
+        res.cause = "script-error"
+
+
+def _tail_bytes(path: Path, n: int) -> bytes:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - n))
+            return fh.read()
+    except OSError:
+        return b""
+
+
+class _OutputFollower:
+    """Follows a JSONL output file while the script writes it and validates each line as it lands."""
+
+    def __init__(self, spec: StageSpec) -> None:
+        self.path = spec.output_path
+        self.fh: Any = None
+        self.buf = b""
+        self.line_no = 0
+        self.mode: str | None = None  # None = undecided, "jsonl", "document"
+        self.stream = StreamValidator(
+            spec.validator, target="record", max_errors=spec.max_errors, fail_fast=spec.fail_fast
+        ) if spec.target == "record" else None
+        self.first_record_at: float | None = None
+        self.failed = False
+
+    def poll(self, final: bool = False) -> None:
+        if self.stream is None or self.mode == "document":
+            return
+        if self.fh is None:
+            try:
+                self.fh = self.path.open("rb")
+            except OSError:
+                return
+        chunk = self.fh.read()
+        if not chunk:
+            return
+        self.buf += chunk
+        if self.mode is None:
+            head = self.buf.lstrip(b"\xef\xbb\xbf \t\r\n")
+            if not head:
+                return
+            if head[:1] == b"[":
+                self.mode = "document"
+                return
+            nl = self.buf.find(b"\n")
+            if nl < 0:
+                return
+            first = self.buf[:nl].strip()
+            if first in (b"{", b"[") or (first.startswith(b"{") and not first.endswith(b"}")):
+                self.mode = "document"
+                return
+            self.mode = "jsonl"
+        lines = self.buf.split(b"\n")
+        self.buf = lines.pop()
+        for line in lines:
+            self.line_no += 1
+            err = self.stream.feed(line, self.line_no)
+            if self.first_record_at is None and self.stream.records:
+                self.first_record_at = time.monotonic()
+            if err is not None and self.stream.fail_fast:
+                self.failed = True
+                return
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+
+def _redact(data: bytes, patterns: Sequence[re.Pattern[bytes]]) -> bytes:
+    for pat in patterns:
+        data = pat.sub(b"***", data)
+    return data
+
+
+class _LogPump:
+    """Drains one pipe into its log file and echoes complete lines with the stage prefix."""
+
+    def __init__(self, path: Path, prefix: str, echo: Callable[[str], None], cap: int,
+                 redact: Sequence[re.Pattern[bytes]]) -> None:
+        self.fh = path.open("wb")
+        self.prefix = prefix
+        self.echo = echo
+        self.cap = cap
+        self.written = 0
+        self.truncated = False
+        self.echoed = 0
+        self.partial = b""
+        self.redact = redact
+
+    def feed(self, data: bytes) -> None:
+        if self.redact:
+            data = _redact(data, self.redact)
+        if self.written < self.cap:
+            room = self.cap - self.written
+            self.fh.write(data[:room])
+            self.written += min(room, len(data))
+            if len(data) > room:
+                self.truncated = True
+                self.fh.write(b"\n[scaleup-ci: log cut at log-max-bytes]\n")
+        else:
+            self.truncated = True
+        if self.echoed >= _ECHO_CAP:
+            return
+        text = self.partial + data
+        lines = text.split(b"\n")
+        self.partial = lines.pop()[-4096:]
+        for line in lines:
+            self.echoed += len(line) + 1
+            self.echo(f"{self.prefix}{line.decode('utf-8', errors='replace').rstrip(chr(13))}")
+            if self.echoed >= _ECHO_CAP:
+                self.echo(f"{self.prefix}[scaleup-ci: echo stops here; the full log is in {self.fh.name}]")
+                return
+
+    def close(self) -> None:
+        if self.partial and self.echoed < _ECHO_CAP:
+            self.echo(f"{self.prefix}{self.partial.decode('utf-8', errors='replace')}")
+        self.fh.close()
+
+
+class CancelToken:
+    """Set from a signal handler; the runner polls it."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.count = 0
+
+    def set(self, signum: int) -> None:
+        self.signum = signum
+        self.count += 1
+
+    @property
+    def is_set(self) -> bool:
+        return self.signum is not None
+
+
+def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
+              cancel: CancelToken | None = None) -> StageResult:
+    """Run one stage to completion or to its limit and return what happened."""
+    stage_dir = spec.stage_dir
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        spec.output_path.unlink()
+    res = StageResult(
+        name=spec.name, n=spec.n, predicted_seconds=spec.predicted_seconds,
+        limit_seconds=spec.limit_seconds, stage_dir=str(stage_dir),
+        input_path=str(spec.input_path), output_path=str(spec.output_path),
+        stdout_path=str(stage_dir / "stdout.log"), stderr_path=str(stage_dir / "stderr.log"),
+    )
+    values = {"input": str(spec.input_path), "output": str(spec.output_path), "n": str(spec.n),
+              "stage": spec.name, "full": str(spec.full_path)}
+    argv = build_argv(spec.command, values, shell=spec.shell)
+    deadline_unix = time.time() + max(0.0, spec.kill_at - time.monotonic())
+    env = dict(spec.base_env)
+    env.update({
+        "SCALEUP_INPUT": values["input"], "SCALEUP_OUTPUT": values["output"],
+        "SCALEUP_N": values["n"], "SCALEUP_STAGE": spec.name, "SCALEUP_FULL": values["full"],
+        "SCALEUP_DEADLINE": f"{deadline_unix:.3f}", "PYTHONUNBUFFERED": "1",
+    })
+    wrapped = limits_mod.trampoline_argv(
+        argv, data_bytes=spec.rlimit_data, as_bytes=spec.rlimit_as, cpu_seconds=spec.cpu_seconds,
+        env=env,
+    )
+    prefix = f"[{spec.name}] "
+    out_pump = _LogPump(stage_dir / "stdout.log", prefix, echo, spec.log_max_bytes, spec.redact)
+    err_pump = _LogPump(stage_dir / "stderr.log", prefix, echo, spec.log_max_bytes, spec.redact)
+    follower = _OutputFollower(spec)
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            wrapped, cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+        )
+    except OSError as exc:
+        out_pump.close()
+        err_pump.close()
+        res.exit_code = 127
+        res.cause = "script-error"
+        res.problem = f"could not start {argv[0]!r}: {exc.strerror}"
+        return res
+    pgid = proc.pid
+    monitor = TreeMonitor(proc.pid)
+    sel = selectors.DefaultSelector()
+    assert proc.stdout is not None and proc.stderr is not None
+    for pipe, pump in ((proc.stdout, out_pump), (proc.stderr, err_pump)):
+        os.set_blocking(pipe.fileno(), False)
+        sel.register(pipe, selectors.EVENT_READ, pump)
+
+    our_kill: str | None = None
+    term_sent_at: float | None = None
+    killed_hard = False
+    status: int | None = None
+    rusage: Any = None
+    last_sample = 0.0
+    last_progress = started
+    sample = None
+    records_at_exit = 0
+
+    def drain(timeout: float) -> None:
+        for key, _ in sel.select(timeout):
+            try:
+                data = os.read(key.fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if data:
+                key.data.feed(data)
+            else:
+                sel.unregister(key.fileobj)
+
+    while status is None:
+        if sel.get_map():
+            drain(0.05)
+        else:
+            time.sleep(0.05)
+        now = time.monotonic()
+        pid, wstatus, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            status = os.waitstatus_to_exitcode(wstatus)
+            rusage = ru
+            records_at_exit = follower.stream.records if follower.stream else 0
+            break
+        if now - last_sample >= _SAMPLE_EVERY:
+            last_sample = now
+            sample = monitor.sample()
+            if (our_kill is None and spec.watchdog and spec.memory_limit
+                    and sample.rss_bytes > spec.memory_limit):
+                our_kill = "memory"
+                res.evidence.append(
+                    f"process tree RSS {sample.rss_bytes} bytes over the limit {spec.memory_limit}"
+                )
+            follower.poll()
+            if our_kill is None and follower.failed:
+                our_kill = "invalid-output"
+                res.fail_fast = True
+            if spec.on_progress and now - last_progress >= 10:
+                last_progress = now
+                spec.on_progress(StageProgress(
+                    spec.name, spec.n, now - started,
+                    follower.stream.records if follower.stream else 0,
+                    sample.rss_bytes, spec.kill_at - now))
+        if our_kill is None and now >= spec.kill_at:
+            our_kill = "deadline"
+        if our_kill is None and cancel is not None and cancel.is_set:
+            our_kill = "cancelled"
+        if our_kill is not None:
+            if term_sent_at is None:
+                term_sent_at = now
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, signal.SIGTERM)
+            elif not killed_hard and (
+                now - term_sent_at >= spec.grace or our_kill == "memory"
+                or (cancel is not None and cancel.count >= 2)
+            ):
+                killed_hard = True
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, signal.SIGKILL)
+                for p in monitor.pids():
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(p, signal.SIGKILL)
+
+    res.wall_seconds = time.monotonic() - started
+    # Anything of the stage still alive (daemons, setsid escapees) dies with the stage.
+    limits_mod.kill_process_group(pgid, monitor.pids(), grace=0.5 if our_kill is None else 0.1)
+    end_drain = time.monotonic() + 1.0
+    while sel.get_map() and time.monotonic() < end_drain:
+        drain(0.05)
+    for key in list(sel.get_map().values()):
+        sel.unregister(key.fileobj)
+    sel.close()
+    proc.stdout.close()
+    proc.stderr.close()
+    proc.returncode = status
+    out_pump.close()
+    err_pump.close()
+    res.log_truncated = out_pump.truncated or err_pump.truncated
+
+    res.exit_code = status
+    if rusage is not None:
+        res.cpu_seconds = max(rusage.ru_utime + rusage.ru_stime,
+                              monitor.last.cpu_seconds if monitor.last else 0.0)
+        maxrss = rusage.ru_maxrss * 1024
+        if maxrss > monitor.peak_rss_bytes:
+            res.peak_rss_bytes = maxrss
+            res.peak_rss_source = "wait4 ru_maxrss (largest single process)"
+        else:
+            res.peak_rss_bytes = monitor.peak_rss_bytes
+            res.peak_rss_source = f"process-tree RSS sampled every {_SAMPLE_EVERY:g} s"
+    _classify(res, _tail_bytes(stage_dir / "stderr.log", 64 * 1024), our_kill, spec.cpu_seconds, status)
+
+    # Validate what the script wrote.
+    stopped = our_kill is not None
+    if follower.mode == "jsonl" and follower.stream is not None and not follower.failed:
+        follower.poll(final=True)
+        tail = follower.buf
+        if tail.strip():
+            if stopped:
+                res.notes.append("dropped a partly written last line")
+            else:
+                follower.line_no += 1
+                follower.stream.feed(tail, follower.line_no)
+        follower.close()
+        vres = follower.stream.result(expected=None if stopped else spec.expected)
+    elif follower.failed and follower.stream is not None:
+        follower.close()
+        vres = follower.stream.result(expected=None)
+    else:
+        follower.close()
+        vres = validate_output(spec.output_path, spec.validator,
+                               expected=None if stopped else spec.expected,
+                               target=spec.target, max_errors=spec.max_errors)
+    _apply_validation(res, vres)
+    if follower.first_record_at is not None and res.wall_seconds > 0.2:
+        res.incremental = (follower.first_record_at - started) < 0.8 * res.wall_seconds or (
+            0 < records_at_exit
+        )
+    if stopped and res.killed_by == "deadline" and res.valid and res.records > 0:
+        res.partial = True
+    if res.exit_code not in (0, None) and not stopped and res.problem is None:
+        res.problem = f"the script exited with code {res.exit_code}"
+    if res.signal and res.problem is None:
+        res.problem = f"the script was terminated by {res.signal}"
+    return res
+
+
+def _apply_validation(res: StageResult, vres: ValidationResult) -> None:
+    res.records = vres.records
+    res.errors = [e.to_dict() for e in vres.errors]
+    res.error_count = vres.error_count
+    res.valid = vres.valid
+    res.digest = vres.digest
+    res.notes.extend(vres.notes)
+    if vres.problem and res.problem is None:
+        res.problem = vres.problem
+    elif not vres.valid and vres.errors and res.problem is None:
+        res.problem = "invalid output: " + vres.describe_first_error()

@@ -1,0 +1,147 @@
+"""The real CLI on real scripts: success, failures, limits, formats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from scaleup_ci.report import load_report_schema
+
+from .conftest import SCHEMA, run_cli, script_cmd, write_dataset
+
+
+def _eval(*extra: str) -> str:
+    return script_cmd("eval_script.py", "{input}", "{output}", *extra)
+
+
+def test_success_runs_every_stage_and_writes_a_valid_report(tmp_path: Path, dataset: Path) -> None:
+    """A working script over 400 examples runs mini..200 and max, exits 0, and leaves every file."""
+    r = run_cli(tmp_path, "run", "--command", _eval(), "--full-file", str(dataset),
+                "--schema", str(SCHEMA), "--time-budget", "60s")
+    assert r.code == 0, r.stdout + r.stderr
+    rep = r.report
+    jsonschema.validate(rep, load_report_schema())
+    assert rep["status"] == "completed"
+    names = [s["name"] for s in rep["stages"]]
+    assert names == ["mini", "10", "50", "100", "200", "max"]
+    assert rep["stages"][-1]["n"] == 400
+    for s in rep["stages"]:
+        d = Path(s["stage_dir"])
+        assert (d / "stdout.log").exists() and (d / "stderr.log").exists()
+        assert (d / "output.jsonl").exists()
+    final = r.out_dir / "final" / "output.jsonl"
+    assert len(final.read_text().splitlines()) == 400
+    assert (r.out_dir / "summary.md").read_text().startswith("## scaleup-ci")
+    assert rep["elapsed_seconds"] <= 60
+
+
+def test_crash_at_stage_50_exits_1_and_keeps_earlier_stages(tmp_path: Path, dataset: Path) -> None:
+    """A script that fails at 50 gives exit 1, names the stage, and leaves stage 10's output intact."""
+    r = run_cli(tmp_path, "run", "--command", _eval("--crash-at", "50"), "--full-file",
+                str(dataset), "--schema", str(SCHEMA), "--time-budget", "60s")
+    assert r.code == 1
+    assert "stage 50" in r.stderr
+    rep = r.report
+    assert rep["status"] == "failed"
+    assert r.stage("50")["exit_code"] == 1
+    assert len(Path(r.stage("10")["output_path"]).read_text().splitlines()) == 10
+    final = json.loads((r.out_dir / "final" / "stage.json").read_text())
+    assert final["stage"] == "10"
+    assert "KeyError" in (Path(r.stage("50")["stderr_path"]).read_text())
+
+
+def test_invalid_output_at_stage_10_names_the_record(tmp_path: Path, dataset: Path) -> None:
+    """Invalid output at stage 10 exits 1 and names stage 10, record 3 and its JSON path."""
+    r = run_cli(tmp_path, "run", "--command", _eval("--invalid-at", "10"), "--full-file",
+                str(dataset), "--schema", str(SCHEMA), "--time-budget", "60s")
+    assert r.code == 1
+    assert "stage 10" in r.stderr and "record 3" in r.stderr and "$.score" in r.stderr
+    err = r.stage("10")["errors"][0]
+    assert err["index"] == 3 and err["path"] == "$.score"
+    assert r.stage("mini")["valid"] is True
+
+
+def test_memory_hog_is_stopped_and_classified(tmp_path: Path, dataset: Path) -> None:
+    """A script allocating past a 200 MiB limit is stopped with killed_by memory and exit 3."""
+    r = run_cli(tmp_path, "run", "--command", script_cmd("hog.py"), "--full-file", str(dataset),
+                "--memory-limit", "200MiB", "--time-budget", "60s")
+    assert r.code == 3, r.stdout + r.stderr
+    st = r.stage("mini")
+    assert st["killed_by"] == "memory"
+    assert st["peak_rss_bytes"] > 100 * 2**20
+    assert r.report["limits"]["enforcement"]["memory"]
+
+
+def test_hang_is_stopped_at_the_deadline(tmp_path: Path, dataset: Path) -> None:
+    """A script that hangs at stage 10 is stopped within the budget with killed_by deadline."""
+    r = run_cli(tmp_path, "run", "--command", _eval("--hang-at", "10"), "--full-file",
+                str(dataset), "--schema", str(SCHEMA), "--time-budget", "12s")
+    assert r.code == 3, r.stdout + r.stderr
+    assert r.stage("10")["killed_by"] == "deadline"
+    assert r.elapsed < 12 + 2
+    assert r.report["elapsed_seconds"] <= 12
+
+
+def test_small_dataset_collapses_into_one_whole_stage(tmp_path: Path) -> None:
+    """With 120 examples, the 200 stage collapses into one max stage over the whole dataset."""
+    data = write_dataset(tmp_path / "small.jsonl", 120)
+    r = run_cli(tmp_path, "run", "--command", _eval(), "--full-file", str(data),
+                "--schema", str(SCHEMA), "--time-budget", "60s")
+    assert r.code == 0, r.stdout + r.stderr
+    names = [(s["name"], s["n"]) for s in r.report["stages"]]
+    assert names == [("mini", 3), ("10", 10), ("50", 50), ("100", 100), ("max", 120)]
+    assert r.report["status"] == "completed"
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json-array", "json-object", "csv", "jsonl.gz",
+                                 "json-array.gz", "csv.gz"])
+def test_each_dataset_format_runs(tmp_path: Path, fmt: str) -> None:
+    """Every supported dataset format is cut into stage files the script can read."""
+    ext = {"jsonl": ".jsonl", "json-array": ".json", "json-object": ".json", "csv": ".csv"}
+    kind = fmt.removesuffix(".gz")
+    name = "data" + ext[kind] + (".gz" if fmt.endswith(".gz") else "")
+    data = write_dataset(tmp_path / name, 60, fmt)
+    extra = ["--examples-key", "/data"] if kind == "json-object" else []
+    r = run_cli(tmp_path, "run", "--command", _eval(), "--full-file", str(data),
+                "--schema", str(SCHEMA), "--time-budget", "60s", "--stages", "mini,10,50,max",
+                *extra)
+    assert r.code == 0, r.stdout + r.stderr
+    assert r.report["stages"][-1]["n"] == 60
+    assert r.report["stages"][-1]["records"] == 60
+
+
+def test_limit_style_script_gets_the_full_file(tmp_path: Path, dataset: Path) -> None:
+    """A --limit style script receives {full} and {n} and produces one record per example."""
+    cmd = script_cmd("limit_eval.py", "--data", "{full}", "--limit", "{n}", "--out", "{output}")
+    r = run_cli(tmp_path, "run", "--command", cmd, "--full-file", str(dataset),
+                "--schema", str(SCHEMA), "--time-budget", "60s")
+    assert r.code == 0, r.stdout + r.stderr
+    assert r.stage("50")["records"] == 50
+
+
+def test_budget_too_small_for_everything_stops_early_within_budget(tmp_path: Path) -> None:
+    """With 0.05 s per example and a 20 s budget, the run stops early and ends within the budget."""
+    data = write_dataset(tmp_path / "big.jsonl", 3000)
+    r = run_cli(tmp_path, "run", "--command", _eval("--sleep", "0.05"), "--full-file", str(data),
+                "--schema", str(SCHEMA), "--time-budget", "20s")
+    assert r.code == 0, r.stdout + r.stderr
+    rep = r.report
+    assert rep["status"] == "stopped-early"
+    assert rep["elapsed_seconds"] <= 20
+    assert r.elapsed < 21
+    lines = (r.out_dir / "final" / "output.jsonl").read_text().splitlines()
+    assert len(lines) >= 100
+    assert rep["plan"]["reason"]
+
+
+def test_bad_config_exits_2_with_did_you_mean(tmp_path: Path, dataset: Path) -> None:
+    """An unknown key in scaleup.yml exits 2 and suggests the right name."""
+    (tmp_path / "scaleup.yml").write_text(
+        f"command: echo\nfull-file: {dataset}\ntime-budgt: 30s\n")
+    r = run_cli(tmp_path, "run")
+    assert r.code == 2
+    assert "time-budget" in r.stderr
+    assert "Traceback" not in r.stderr
