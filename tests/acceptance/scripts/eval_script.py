@@ -21,13 +21,14 @@ def load(path):
         text = fh.read()
     if path.endswith(".csv"):
         return list(csv.DictReader(text.splitlines()))
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        return json.loads(text)
-    if stripped.startswith("{") and "\n" not in stripped.strip():
-        obj = json.loads(text)
-        if isinstance(obj, dict) and len(obj) == 1:
-            return next(iter(obj.values()))
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if isinstance(doc, list):
+        return doc
+    if isinstance(doc, dict) and len(doc) == 1 and isinstance(next(iter(doc.values())), list):
+        return next(iter(doc.values()))
     return [json.loads(line) for line in text.split("\n") if line.strip()]
 
 
