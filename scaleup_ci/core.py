@@ -46,7 +46,7 @@ def process_start_monotonic() -> float:
 
 def auto_reserve(budget: float) -> float:
     """Time kept back for the report and the upload: a share of the budget, so tiny budgets work."""
-    return min(120.0, max(0.05 * budget, min(1.0, 0.2 * budget)))
+    return min(120.0, max(0.03 * budget, min(1.0, 0.2 * budget)))
 
 
 @dataclass
@@ -75,7 +75,7 @@ class _State:
     work_end: float
     grace: float
     dataset: Dataset
-    dataset_size: int
+    dataset_size: int | None  # None until needed: counting a large file is not free
     validator: RecordValidator | None
     limits: limits_mod.Limits
     hw: hardware_mod.Hardware
@@ -87,8 +87,12 @@ class _State:
     best: StageResult | None = None
     redact: list[re.Pattern[bytes]] = field(default_factory=list)
 
-    def now(self) -> float:
-        return time.monotonic()
+    def size(self) -> int:
+        """The dataset's example count, computed on first use."""
+        if self.dataset_size is None:
+            self.dataset_size = self.dataset.count()
+            self.report.dataset["size"] = self.dataset_size
+        return self.dataset_size
 
     def remaining(self, end: float | None = None) -> float:
         return (end if end is not None else self.work_end) - time.monotonic()
@@ -266,12 +270,11 @@ def _setup(config: Config, env: Mapping[str, str], report: Report, out_dir: Path
         report.warnings.append("no `schema` given: outputs are only checked to be JSON with the "
                                "right number of records")
     dataset = open_dataset(config.full_file, examples_key=config.examples_key)
-    size = dataset.count()
-    if size == 0:
+    if next(iter(dataset.iter_raw(limit=1)), None) is None:
         raise InputError(f"full-file: {config.full_file} holds no examples",
                          hint="point `full-file` at a dataset with at least one example")
     report.dataset = {"path": str(config.full_file), "kind": dataset.kind, "gzip": dataset.gzip,
-                      "size": size}
+                      "size": None}
     if config.mini_file is not None:
         mini = open_dataset(config.mini_file, examples_key=config.examples_key)
         if mini.count() == 0:
@@ -295,9 +298,9 @@ def _setup(config: Config, env: Mapping[str, str], report: Report, out_dir: Path
         report.warnings.append(msg)
 
     hard_end = t0 + budget
-    grace = min(config.grace_period, max(0.5, 0.05 * budget))
+    grace = min(config.grace_period, max(0.5, 0.03 * budget))
     state = _State(config=config, report=report, out_dir=out_dir, t0=t0, hard_end=hard_end,
-                   work_end=hard_end - reserve, grace=grace, dataset=dataset, dataset_size=size,
+                   work_end=hard_end - reserve, grace=grace, dataset=dataset, dataset_size=None,
                    validator=validator, limits=lim, hw=hw, env=env, hooks=hooks, cancel=cancel)
     state.redact = [re.compile(p.encode()) for p in config.redact]
     hooks.echo(f"scaleup-ci: {dataset.describe()} · budget {budget:g} s (reserve {reserve:.1f} s) · "
@@ -358,7 +361,14 @@ def _run_sequence(state: _State, *, pass_no: int, end: float,
     """Run one pass. ``sizes`` (for the final pass) fixes each stage's n; otherwise plan as we go."""
     config = state.config
     report = state.report
-    size = state.dataset_size
+    # Cheap sizes first: only count the whole dataset when a stage could reach its end.
+    largest_fixed = max((int(x) for x in config.stages if x not in ("mini", "max")), default=0)
+    if state.dataset_size is None and largest_fixed:
+        n_probe = sum(1 for _ in state.dataset.iter_raw(limit=largest_fixed + 1))
+        if n_probe <= largest_fixed:
+            state.dataset_size = n_probe
+            report.dataset["size"] = n_probe
+    size = state.dataset_size if state.dataset_size is not None else 1 << 62
     done: list[StageResult] = []
     points: list[planner.Point] = [
         planner.Point(n=r.n, seconds=r.wall_seconds, peak_rss=r.peak_rss_bytes or None,
@@ -398,6 +408,7 @@ def _run_sequence(state: _State, *, pass_no: int, end: float,
                 _fits, predicted = planner.next_stage_fits(points, n, remaining=remaining,
                                                            margin=config.safety_margin)
         elif st.name == "max" and sizes is None and points:
+            size = state.size()
             plan = planner.plan_max(points, remaining=remaining, margin=config.safety_margin,
                                     dataset_size=size, largest_done=largest,
                                     memory_limit=state.limits.memory_bytes, rule=config.planner)
@@ -416,7 +427,7 @@ def _run_sequence(state: _State, *, pass_no: int, end: float,
             report.reason = plan.reason
             fits = True
         else:
-            n = min(st.n if st.n is not None else size, size)
+            n = min(st.n, size) if st.n is not None else state.size()
             if points and sizes is None:
                 fits, predicted = planner.next_stage_fits(points, n, remaining=remaining,
                                                           margin=config.safety_margin)

@@ -29,6 +29,7 @@ PLACEHOLDERS = ("input", "output", "n", "stage", "full")
 _PLACEHOLDER_RE = re.compile(r"\{(input|output|n|stage|full)\}")
 _SAMPLE_EVERY = 0.1
 _ECHO_CAP = 1 << 20  # bytes echoed per stream per stage; the log files keep everything
+CANCEL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL when the run is cancelled
 
 # stderr patterns that reveal a memory failure the exit code hides.
 MEMORY_PATTERNS = (
@@ -98,6 +99,9 @@ class StageSpec:
     limit_seconds: float | None = None
     redact: Sequence[re.Pattern[bytes]] = ()
     on_progress: Callable[[StageProgress], None] | None = None
+    cgroup_dir: Path | None = None  # parent memory cgroup: run the stage in a child of it
+    cgroup_version: int | None = None
+    max_processes: int | None = None  # stop the stage when its tree holds more processes
 
 
 @dataclass
@@ -150,49 +154,94 @@ class StageResult:
 
     @property
     def ok(self) -> bool:
-        """True when the stage produced a validated outcome (a partial prefix counts)."""
-        return self.valid and (self.exit_code == 0 or self.partial)
+        """True when the stage produced a validated outcome (a partial prefix counts).
+
+        A script that exits 0 after a memory failure it caught (``MemoryError`` on stderr, a
+        cgroup OOM kill of one of its processes) is not ok: its output cannot be trusted.
+        """
+        return self.valid and (self.exit_code == 0 or self.partial) and self.cause != "memory"
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         return d
 
 
+_CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT,
+                  signal.SIGSYS, signal.SIGTRAP)
+#: What ``killed_by`` is for each ``cause`` the runner can give itself.
+_OUR_CAUSE = {"invalid-output": "script-error"}
+
+
+def _memory_pattern(stderr_tail: bytes) -> str | None:
+    for pat in MEMORY_PATTERNS:
+        m = pat.search(stderr_tail)
+        if m:
+            return m.group(0).decode(errors="replace")
+    return None
+
+
 def _classify(res: StageResult, stderr_tail: bytes, our_kill: str | None, cpu_limit: int | None,
-              status: int | None) -> None:
-    """Decide why a stage ended: killed_by and a finer `cause`, with the evidence."""
+              status: int | None, *, oom_kills: int = 0, have_oom_counter: bool = False) -> None:
+    """Decide why a stage ended: ``killed_by`` and a finer ``cause``, with the evidence.
+
+    ``cause`` is one of ok, memory, cpu, deadline, processes, signal, crash, script-error,
+    cancelled. Evidence, strongest first: our own kill (deadline, watchdog, cancel), the stage
+    cgroup's OOM-kill counter, the signal (SIGXCPU = CPU limit; SEGV/BUS/ILL/FPE/ABRT = crash),
+    and memory-error patterns in stderr (``MemoryError``, ``std::bad_alloc``, ``CUDA out of
+    memory`` ...). A bare SIGKILL with none of these is ``signal``, never ``memory``.
+    """
+    if status is not None and status < 0:
+        try:
+            res.signal = signal.Signals(-status).name
+        except ValueError:
+            res.signal = str(-status)
     if our_kill is not None:
         res.killed_by = our_kill
-        res.cause = our_kill
+        res.cause = _OUR_CAUSE.get(our_kill, our_kill)
         return
     if status is None:
         return
+    if oom_kills > 0:
+        res.killed_by = "memory"
+        res.cause = "memory"
+        res.evidence.append(f"the stage cgroup's OOM-kill counter rose by {oom_kills} (the kernel "
+                            "killed a process of the stage at the memory limit)")
+        return
+    pattern = _memory_pattern(stderr_tail)
     if status < 0:
         sig = -status
-        try:
-            res.signal = signal.Signals(sig).name
-        except ValueError:
-            res.signal = str(sig)
         if sig == signal.SIGXCPU or (
             sig == signal.SIGKILL and cpu_limit is not None and res.cpu_seconds >= cpu_limit * 0.98
         ):
             res.killed_by = "cpu"
             res.cause = "cpu"
-            res.evidence.append(f"{res.signal} after {res.cpu_seconds:.1f} s of CPU (limit {cpu_limit} s)")
+            res.evidence.append(f"{res.signal} after {res.cpu_seconds:.1f} s of CPU "
+                                f"(RLIMIT_CPU {cpu_limit} s)")
             return
-        res.killed_by = "signal"
-        res.cause = "crash" if sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE,
-                                       signal.SIGABRT) else "signal"
-        res.evidence.append(f"terminated by {res.signal}")
-    for pat in MEMORY_PATTERNS:
-        m = pat.search(stderr_tail)
-        if m:
+        if pattern is not None:
             res.killed_by = "memory"
             res.cause = "memory"
-            res.evidence.append(f"stderr shows {m.group(0).decode(errors='replace')!r}")
+            res.evidence.append(f"terminated by {res.signal} and stderr shows {pattern!r}")
             return
+        res.killed_by = "signal"
+        res.cause = "crash" if sig in _CRASH_SIGNALS else "signal"
+        if sig == signal.SIGKILL:
+            res.evidence.append(
+                "terminated by SIGKILL from outside scaleup-ci with no sign of a memory failure ("
+                + ("the stage cgroup's OOM-kill counter did not rise" if have_oom_counter
+                   else "no cgroup OOM counter to check") + ", no memory error on stderr)")
+        else:
+            res.evidence.append(f"terminated by {res.signal}")
+        return
+    if pattern is not None:
+        res.killed_by = "memory"
+        res.cause = "memory"
+        res.evidence.append(f"stderr shows {pattern!r}"
+                            + (" although the script exited 0" if status == 0 else ""))
+        return
     if status > 0:
         res.cause = "script-error"
+        res.evidence.append(f"exit code {status}")
 
 
 def _tail_bytes(path: Path, n: int) -> bytes:
@@ -354,9 +403,18 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         "SCALEUP_N": values["n"], "SCALEUP_STAGE": spec.name, "SCALEUP_FULL": values["full"],
         "SCALEUP_DEADLINE": f"{deadline_unix:.3f}", "PYTHONUNBUFFERED": "1",
     })
+    cgroup: limits_mod.StageCgroup | None = None
+    if spec.cgroup_dir is not None and spec.cgroup_version is not None:
+        try:
+            cgroup = limits_mod.StageCgroup.create(
+                spec.cgroup_dir, spec.cgroup_version, f"{os.getpid()}-{spec.name}",
+                spec.memory_limit)
+        except OSError as exc:
+            res.notes.append(f"could not create the stage's memory cgroup under {spec.cgroup_dir} "
+                             f"({exc.strerror or exc}); the process-tree watchdog enforces memory")
     wrapped = limits_mod.trampoline_argv(
         argv, data_bytes=spec.rlimit_data, as_bytes=spec.rlimit_as, cpu_seconds=spec.cpu_seconds,
-        env=env,
+        env=env, cgroup_procs=cgroup.procs_file if cgroup is not None else None,
     )
     prefix = f"[{spec.name}] "
     out_pump = _LogPump(stage_dir / "stdout.log", prefix, echo, spec.log_max_bytes, spec.redact)
@@ -371,6 +429,8 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
     except OSError as exc:
         out_pump.close()
         err_pump.close()
+        if cgroup is not None:
+            cgroup.remove()
         res.exit_code = 127
         res.cause = "script-error"
         res.problem = f"could not start {argv[0]!r}: {exc.strerror}"
@@ -427,6 +487,12 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
                 res.evidence.append(
                     f"process tree RSS {sample.rss_bytes} bytes over the limit {spec.memory_limit}"
                 )
+            nprocs = max(sample.processes, len(cgroup.pids()) if cgroup is not None else 0)
+            if (our_kill is None and spec.max_processes
+                    and nprocs > spec.max_processes):
+                our_kill = "processes"
+                res.evidence.append(f"the stage had {nprocs} processes, over max-processes "
+                                    f"{spec.max_processes}")
             follower.poll()
             if our_kill is None and follower.failed:
                 our_kill = "invalid-output"
@@ -447,19 +513,31 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pgid, signal.SIGTERM)
             elif not killed_hard and (
-                now - term_sent_at >= spec.grace or our_kill == "memory"
+                now - term_sent_at >= (min(spec.grace, CANCEL_GRACE) if our_kill == "cancelled"
+                                       else spec.grace)
+                or our_kill in ("memory", "processes")
                 or (cancel is not None and cancel.count >= 2)
             ):
                 killed_hard = True
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pgid, signal.SIGKILL)
-                for p in monitor.pids():
+                for p in [*monitor.pids(), *(cgroup.pids() if cgroup is not None else ())]:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(p, signal.SIGKILL)
 
     res.wall_seconds = time.monotonic() - started
     # Anything of the stage still alive (daemons, setsid escapees) dies with the stage.
-    limits_mod.kill_process_group(pgid, monitor.pids(), grace=0.5 if our_kill is None else 0.1)
+    leftovers = [*monitor.pids(), *(cgroup.pids() if cgroup is not None else ())]
+    hurry = our_kill is not None or (cancel is not None and cancel.is_set)
+    limits_mod.kill_process_group(pgid, leftovers, grace=0.1 if hurry else 0.5)
+    oom_kills = 0
+    cg_peak: int | None = None
+    cg_peak_source = ""
+    if cgroup is not None:
+        oom_kills = max(0, cgroup.oom_kills() - cgroup.oom_kills_at_start)
+        cg_peak, cg_peak_source = cgroup.peak()
+        if not cgroup.remove():
+            res.notes.append(f"could not remove the stage cgroup {cgroup.path}")
     end_drain = time.monotonic() + 1.0
     while sel.get_map() and time.monotonic() < end_drain:
         drain(0.05)
@@ -478,13 +556,17 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         res.cpu_seconds = max(rusage.ru_utime + rusage.ru_stime,
                               monitor.last.cpu_seconds if monitor.last else 0.0)
         maxrss = rusage.ru_maxrss * 1024
-        if maxrss > monitor.peak_rss_bytes:
+        if cg_peak is not None:
+            res.peak_rss_bytes = cg_peak
+            res.peak_rss_source = cg_peak_source
+        elif maxrss > monitor.peak_rss_bytes:
             res.peak_rss_bytes = maxrss
             res.peak_rss_source = "wait4 ru_maxrss (largest single process)"
         else:
             res.peak_rss_bytes = monitor.peak_rss_bytes
             res.peak_rss_source = f"process-tree RSS sampled every {_SAMPLE_EVERY:g} s"
-    _classify(res, _tail_bytes(stage_dir / "stderr.log", 64 * 1024), our_kill, spec.cpu_seconds, status)
+    _classify(res, _tail_bytes(stage_dir / "stderr.log", 64 * 1024), our_kill, spec.cpu_seconds,
+              status, oom_kills=oom_kills, have_oom_counter=cgroup is not None)
 
     # Validate what the script wrote.
     stopped = our_kill is not None
@@ -507,18 +589,30 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         vres = validate_output(spec.output_path, spec.validator,
                                expected=None if stopped else spec.expected,
                                target=spec.target, max_errors=spec.max_errors)
+    _process_problem(res, stopped)
     _apply_validation(res, vres)
     if follower.first_record_at is not None and res.wall_seconds > 0.2:
-        res.incremental = (follower.first_record_at - started) < 0.8 * res.wall_seconds or (
-            0 < records_at_exit
-        )
+        res.incremental = (follower.first_record_at - started) < 0.8 * res.wall_seconds
     if stopped and res.killed_by == "deadline" and res.valid and res.records > 0:
         res.partial = True
-    if res.exit_code not in (0, None) and not stopped and res.problem is None:
-        res.problem = f"the script exited with code {res.exit_code}"
-    if res.signal and res.problem is None:
-        res.problem = f"the script was terminated by {res.signal}"
     return res
+
+
+def _process_problem(res: StageResult, stopped: bool) -> None:
+    """Say how the process ended, before any complaint about its output (which follows from it)."""
+    if stopped or res.problem is not None:
+        return
+    if res.cause == "memory":
+        res.problem = "memory failure: " + "; ".join(res.evidence)
+    elif res.cause == "cpu":
+        res.problem = "the CPU-time limit stopped the script: " + "; ".join(res.evidence)
+    elif res.signal:
+        kind = "crashed" if res.cause == "crash" else "was terminated"
+        res.problem = f"the script {kind} ({res.signal})"
+        if res.cause == "signal" and res.evidence:
+            res.problem += ": " + res.evidence[0]
+    elif res.exit_code not in (0, None):
+        res.problem = f"the script exited with code {res.exit_code}"
 
 
 def _apply_validation(res: StageResult, vres: ValidationResult) -> None:
