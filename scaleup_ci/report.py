@@ -24,16 +24,22 @@ DEFAULT_TAIL_BYTES = 4096
 STATUSES = ("running", "completed", "stopped-early", "failed", "cancelled")
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write a file so that a reader (or a kill -9) sees the old or the new content, never half."""
+def atomic_write(path: Path, data: str | bytes, *, durable: bool = False) -> None:
+    """Write a file so that a reader (or a kill -9) sees the old or the new content, never half.
+
+    The rename alone gives that: the page cache outlives a killed process. ``durable`` adds an
+    fsync, which only matters if the machine itself crashes; it cost ~7 ms a file here, and the
+    report is rewritten after every stage, so it is off by default.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -227,7 +233,7 @@ class Report:
             m = self.model
             params = ", ".join(f"{k}={v:.4g}" for k, v in (m.get("params") or {}).items())
             out += ["### Fit and extrapolation", "",
-                    f"- Model: **{esc(m.get('kind'))}** ({esc(m.get('formula', ''))}; {params})",
+                    f"- Model: **{esc(m.get('kind'))}** (t = {_formula(m.get('kind'))}; {params})",
                     f"- Marginal cost: {m.get('per_example_seconds', 0):.4g} s per example"]
         if self.plan:
             p = self.plan
@@ -251,13 +257,17 @@ class Report:
             return []
         params = self.model.get("params") or {}
         kind = self.model.get("kind")
-        xs = sorted({int(s["n"]) for s in ran})
+        def x_of(s: dict[str, Any]) -> int:
+            # A partial stage finished `records` examples, not `n`.
+            return int(s["records"]) if s.get("partial") else int(s["n"])
+
+        xs = sorted({x_of(s) for s in ran})
         plan = self.plan or {}
         for extra in (plan.get("max_n"), plan.get("dataset_size")):
             if isinstance(extra, int) and extra > 0 and extra not in xs:
                 xs.append(extra)
         xs.sort()
-        measured = {int(s["n"]): float(s["wall_seconds"]) for s in ran}
+        measured = {x_of(s): float(s["wall_seconds"]) for s in ran}
 
         def curve(n: int) -> float:
             a = params.get("a", 0.0)
@@ -357,6 +367,11 @@ class Report:
             text.append(f"whole dataset ({self.plan.get('dataset_size', 0):,}) predicted: "
                         f"{fmt_seconds(self.plan['predicted_full_seconds'])}")
         return "\n".join(text)
+
+
+def _formula(kind: Any) -> str:
+    return {"linear": "a + b·n", "nlogn": "a + b·n·ln n", "power": "a + b·n^k",
+            "constant": "a"}.get(str(kind), "a + b·f(n)")
 
 
 def _read_tail(path: Path, n: int) -> str:
