@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,12 @@ class _Signals:
         if self.token.count == 1:
             _err(f"scaleup-ci: {name} received: stopping the running stage and writing the report "
                  "(send it again to stop at once)")
+        elif self.token.count == 2:
+            # The runner sees count >= 2 and SIGKILLs the stage's processes without a grace period.
+            _err(f"scaleup-ci: {name} received again: killing the stage now")
+        else:
+            _err(f"scaleup-ci: {name} received a third time: exiting at once")
+            os._exit(EXIT_CANCELLED)
 
     def __enter__(self) -> _Signals:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
