@@ -126,7 +126,7 @@ def _cli_options(ns: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _write_failed_report(out_dir: Path, exc: ScaleupError, budget: float) -> None:
+def _write_failed_report(out_dir: Path, exc: ScaleupError, budget: float) -> Any:
     """A config error still leaves report.json and summary.md, when out-dir is writable."""
     from scaleup_ci.report import Report
 
@@ -136,6 +136,7 @@ def _write_failed_report(out_dir: Path, exc: ScaleupError, budget: float) -> Non
     with contextlib.suppress(OSError):
         out_dir.mkdir(parents=True, exist_ok=True)
         rep.write(out_dir)
+    return rep
 
 
 def _report_error(exc: ScaleupError) -> None:
@@ -168,8 +169,10 @@ def _run(ns: argparse.Namespace, env: Mapping[str, str], *, demo: bool) -> int:
     except ScaleupError as exc:
         _report_error(exc)
         out_dir = Path(cli.get("out-dir") or env.get("SCALEUP_OUT_DIR") or "scaleup-out")
-        _write_failed_report(out_dir, exc, 0.0)
+        rep = _write_failed_report(out_dir, exc, 0.0)
         if gh:
+            gh.write_summary(lambda tail: rep.to_markdown(tail_bytes=tail))
+            gh.set_outputs(outputs_from_report(rep.to_dict(), out_dir))
             gh.annotate([("scaleup-ci: bad configuration", str(exc))], [])
         return exc.exit_code
     _out("scaleup-ci: effective configuration")
