@@ -68,6 +68,8 @@ N_PARAMS = {"constant": 1, "linear": 2, "nlogn": 2, "power": 3}
 K_MIN, K_MAX = 0.3, 3.0
 K_GRID_STEP = 0.025
 DEFAULT_Z = 1.64
+KILL_TOLERANCE = 0.0  # how far the band's edge may pass the time left
+PLAN_Z = 1.64  # z of the band that sizes ``max`` (calibrated on scaleup_ci.simulate)
 PRIOR_SIGMA = 0.10  # relative scatter assumed before the data says otherwise
 PRIOR_DOF = 2.0  # how many residual degrees of freedom the prior is worth
 SIGMA_FLOOR = 0.02  # timings are never more repeatable than this
@@ -76,6 +78,9 @@ AICC_TIE = 2.0
 MIN_SECONDS = 1e-3
 K_PRIOR_SD = 0.6  # sd of the prior on the exponent for the uncertainty band (0: none)
 MEMORY_HEADROOM = 0.85
+INTERMEDIATE_FACTOR = 2.5  # geometric step between intermediate stages
+INTERMEDIATE_MAX_FACTOR = 2.0  # no intermediate stage when max extrapolates at most this far
+INTERMEDIATE_MAX_SHARE = 0.6  # intermediate stages may take at most this share of the time left
 INTERMEDIATE_LIMIT_SHARE = 0.3  # an intermediate stage is stopped after this share of the time left
 RULE_FIT = "fit"
 RULE_OF_THUMB = "rule-of-thumb"
@@ -568,9 +573,9 @@ class Plan:
         }
 
 
-def _upper_at(models: Sequence[Model], n: float) -> tuple[Model, float]:
+def _upper_at(models: Sequence[Model], n: float, z: float | None = None) -> tuple[Model, float]:
     md = choose(models, n)
-    return md, md.upper(n)
+    return md, md.upper(n, PLAN_Z if z is None else z)
 
 
 def memory_cap(points: Sequence[Point], memory_limit: int | None) -> int | None:
@@ -679,7 +684,12 @@ def plan_max(
     mem_n = memory_cap(points, memory_limit)
 
     def fits(n: int) -> bool:
-        return _upper_at(models, n)[1] * (1 + margin) <= remaining
+        # The central prediction with the margin must fit, and the pessimistic edge of the band
+        # (the run's scatter and the curve's uncertainty at PLAN_Z) may exceed the time left by
+        # at most KILL_TOLERANCE: the margin is not stacked on top of the band.
+        md, up = _upper_at(models, n)
+        return (md.predict(n) * (1 + margin) <= remaining
+                and up <= remaining * (1 + KILL_TOLERANCE))
 
     def fits_central(n: int) -> bool:
         return choose(models, n).predict(n) * (1 + margin) <= remaining
@@ -766,9 +776,9 @@ def intermediate_stages(
     largest_done: int,
     max_n: int,
     *,
-    factor: float = 4.0,
-    max_factor: float = 8.0,
-    max_share: float = 0.2,
+    factor: float | None = None,
+    max_factor: float | None = None,
+    max_share: float | None = None,
     points: Sequence[Point] | None = None,
     remaining: float | None = None,
     margin: float = 0.1,
@@ -790,6 +800,9 @@ def intermediate_stages(
     exact; :attr:`Plan.central_n`): when the curve is uncertain the cautious ``max_n`` is small,
     and that is exactly when a cheap larger stage buys the most.
     """
+    factor = INTERMEDIATE_FACTOR if factor is None else factor
+    max_factor = INTERMEDIATE_MAX_FACTOR if max_factor is None else max_factor
+    max_share = INTERMEDIATE_MAX_SHARE if max_share is None else max_share
     if largest_done <= 0 or max_n <= 0:
         return []
     if extrapolation_factor(max_n, largest_done) <= max_factor:
@@ -907,7 +920,7 @@ def next_step(
     )
     if plan.max_n <= largest_done:
         return Step("stop", plan.max_n, plan.predicted_seconds, 0.0, plan.reason, plan)
-    if intermediate and rule == RULE_FIT and plan.max_n < dataset_size:
+    if intermediate and rule == RULE_FIT and plan.max_n < dataset_size and not plan.memory_capped:
         extra = intermediate_stages(
             largest_done,
             max(plan.max_n, plan.central_n or 0),

@@ -254,17 +254,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{args.sims} simulated runs per row; margin {args.margin:.0%}; max target n 300-30000")
     print(header)
     print("-" * len(header))
+    pooled: dict[str, list[SimResult]] = {planner.RULE_FIT: [], planner.RULE_OF_THUMB: []}
     for i, scenario in enumerate(SCENARIOS):
         for rule in (planner.RULE_FIT, planner.RULE_OF_THUMB):
             res = run_scenario(
                 scenario, sims=args.sims, seed=args.seed + i, rule=rule, margin=args.margin
             )
+            pooled[rule].extend(res)
             s = summarise(res)
             print(
                 f"{scenario.name:<30} {rule:<14} {s.overrun_rate:>8.1%} "
                 f"{s.median_utilisation:>9.2f} {s.median_n_ratio:>13.2f} "
                 f"{s.stopped_early_rate:>8.1%} {s.mean_extra_stages:>13.2f}"
             )
+    for rule, res in pooled.items():
+        s = summarise(res)
+        print(
+            f"{'ALL (pooled)':<30} {rule:<14} {s.overrun_rate:>8.1%} "
+            f"{s.median_utilisation:>9.2f} {s.median_n_ratio:>13.2f} "
+            f"{s.stopped_early_rate:>8.1%} {s.mean_extra_stages:>13.2f}"
+        )
     return 0
 
 
