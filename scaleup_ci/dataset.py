@@ -40,7 +40,7 @@ import re
 import sys
 import zlib
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -64,6 +64,11 @@ _STRING_PART_RE = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # as much as is c
 _SCALAR_END_RE = re.compile(r"[,\]}\s]")
 _SEP_RE = re.compile(r"[ \t\r\n]*([,\]])[ \t\r\n]*")  # between list elements
 _BLANK_CANDIDATE_RE = re.compile(rb"\n[\n\r \t]")  # a line that may be blank
+_BSTRING_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # a complete JSON string
+_BINNER_RE = re.compile(rb"\{,*\}|\[,*\]")  # an innermost container, strings and scalars gone
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{},"')
+_BESCAPE_RE = re.compile(rb"\\.", re.S)  # an escape inside a string
+_BBRACKET_RE = re.compile(rb"[\[\]{}]")
 
 _KIND_LABELS = {
     "jsonl": "JSONL",
@@ -768,8 +773,95 @@ class Dataset:
             if self.kind == "jsonl":
                 self._count = self._count_jsonl()
             else:
-                self._count = sum(1 for _ in self._iter(None, validate=False))
+                fast = self._count_json_array() if self.kind == "json-array" else None
+                if fast is None:  # not a plain array, or malformed: parse, which also explains
+                    fast = sum(1 for _ in self._iter(None, validate=False))
+                self._count = fast
         return self._count
+
+    def _count_json_array(self) -> int | None:
+        """Count a top-level JSON array's elements with a byte-level scan; None if in doubt.
+
+        Elements are not parsed (about 1.5x faster than parsing them, and no validation is
+        needed to count). Per 1 MiB chunk, at C speed: escapes are dropped, everything but
+        ``"[]{},`` is deleted, the text between quotes (string contents) is cut out, complete
+        innermost containers are removed until none is left, and the commas that remain at depth
+        1 are counted. Truncation, mismatched brackets or data after the closing ``]`` return
+        None so that the parsing path reports them with their position. Other syntax errors
+        (``1,,2``, ``{oops}``) are not looked for here; they are reported, with their line, when
+        a stage cuts up to them.
+        """
+        depth = 1
+        commas = 0
+        carry = b""
+        started = False
+        seen_element = False
+        with self._open_binary() as f:
+            while True:
+                data = f.read(CHUNK_SIZE)
+                final = not data
+                if not started:
+                    if final:
+                        return None
+                    data = data.lstrip(b" \t\r\n")
+                    if data.startswith(_UTF8_BOM):
+                        data = data[3:].lstrip(b" \t\r\n")
+                    if not data:
+                        continue
+                    if data[:1] != b"[":
+                        return None
+                    data = data[1:]
+                    started = True
+                if not seen_element:
+                    head = data.lstrip(b" \t\r\n")
+                    if head:
+                        if head[:1] == b"]":
+                            return None  # empty array: the parser checks what follows
+                        seen_element = True
+                raw = carry + data if carry else data
+                hold = b""
+                if b"\\" in raw:
+                    if raw.endswith(b"\\"):  # an escape cut by the chunk edge: finish it later
+                        cut = len(raw.rstrip(b"\\"))
+                        raw, hold = raw[:cut], raw[cut:]
+                    raw = _BESCAPE_RE.sub(b"", raw)  # no backslash left: every '"' is real
+                parts = raw.translate(None, _NOT_STRUCTURE).split(b'"')
+                # Outside strings are the even parts; an odd number of quotes leaves one open.
+                carry = (b'"' + parts.pop() if len(parts) % 2 == 0 else b"") + hold
+                text = b"".join(parts[0::2])
+                if final and carry:
+                    return None
+                while True:
+                    reduced = _BINNER_RE.sub(b"", text)
+                    if len(reduced) == len(text):
+                        break
+                    text = reduced
+                pos = 0
+                seen_open = False
+                for m in _BBRACKET_RE.finditer(text):
+                    if depth == 1:
+                        commas += m.start() - pos  # only commas are left between brackets
+                    char = m.group()
+                    if char in b"[{":
+                        seen_open = True
+                        depth += 1
+                    else:
+                        if seen_open:  # a close after an open that did not collapse: mismatch
+                            return None
+                        depth -= 1
+                        if depth == 0:
+                            ws = b" \t\r\n"
+                            if text[m.end() :] or carry or not raw.rstrip(ws).endswith(b"]"):
+                                return None  # something after the closing ']'
+                            while more := f.read(CHUNK_SIZE):
+                                if more.strip(ws):
+                                    return None
+                            return commas + 1 if seen_element else 0
+                    pos = m.end()
+                if depth == 1:
+                    commas += len(text) - pos
+                if final:
+                    return None  # the array never closed: truncated
 
     def _count_jsonl(self) -> int:
         """Count non-blank lines in 1 MiB binary chunks: count b"\\n", correct for blank lines."""
@@ -821,8 +913,10 @@ class Dataset:
         """
         if n < 0:
             raise ValueError("n must be >= 0")
+        records: Iterable[RawExample]
         if sample == "first":
-            records = [raw for raw, _ in self._iter(n, validate=True)]
+            # Streamed straight into the file: a 1,000,000-example stage is never held in memory.
+            records = (raw for raw, _ in self._iter(n, validate=True))
         elif sample == "random":
             records = self._random_records(n, seed)
         else:
@@ -830,8 +924,7 @@ class Dataset:
                 f"sample must be 'first' or 'random', not {sample!r}",
                 hint="set sample to first or random (with seed)",
             )
-        self._write(Path(dest), records)
-        return len(records)
+        return self._write(Path(dest), records)
 
     def _random_records(self, n: int, seed: int) -> list[RawExample]:
         total = self.count()
@@ -859,38 +952,48 @@ class Dataset:
             )
         return [chosen[r] for r in range(take)]
 
-    def _write(self, dest: Path, records: list[RawExample]) -> None:
+    def _write(self, dest: Path, records: Iterable[RawExample]) -> int:
+        """Write ``records`` (consumed as they come) to ``dest`` atomically; return how many."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+        count = 0
         try:
             if self.kind == "jsonl":
-                with open(tmp, "wb") as fb:
+                with open(tmp, "wb", buffering=CHUNK_SIZE) as fb:
                     for raw in records:
                         assert isinstance(raw, bytes)
                         fb.write(raw)
                         fb.write(b"\n")
+                        count += 1
             elif self.kind == "csv":
                 if self._csv_header is None:
                     self._read_csv_header()
                 with open(tmp, "w", encoding="utf-8", newline="") as ft:
                     writer = csv.writer(ft, delimiter=self.delimiter, lineterminator="\n")
                     writer.writerow(self._csv_header or [])
-                    writer.writerows(records)  # type: ignore[arg-type]
+                    for row in records:
+                        writer.writerow(row)  # type: ignore[arg-type]
+                        count += 1
             else:
                 prefix, suffix = "", ""
                 if self.kind == "json-object":
                     if len(self._pointer_kinds) != len(self._pointer_tokens):
                         self._learn_pointer_kinds()
                     prefix, suffix = _nest(self._pointer_tokens, self._pointer_kinds)
-                with open(tmp, "w", encoding="utf-8") as ft:
+                with open(tmp, "w", encoding="utf-8", buffering=CHUNK_SIZE) as ft:
                     ft.write(prefix + "[")
-                    ft.write(",\n".join(str(r) for r in records))
+                    for raw in records:
+                        if count:
+                            ft.write(",\n")
+                        ft.write(str(raw))
+                        count += 1
                     ft.write("]" + suffix + "\n")
             os.replace(tmp, dest)
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
+        return count
 
     def _read_csv_header(self) -> None:
         with self._open_binary() as f:

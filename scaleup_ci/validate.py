@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import jsonschema
-import jsonschema.exceptions
-import jsonschema.validators
-import referencing.exceptions
+from typing import TYPE_CHECKING, Any
 
 from scaleup_ci.errors import InputError
+
+if TYPE_CHECKING:  # jsonschema is imported lazily: it costs ~0.15 s of start-up (format checkers)
+    import jsonschema
+    import jsonschema.exceptions
 
 try:  # pragma: no cover - exercised only when the wheel is missing
     import jsonschema_rs
@@ -55,6 +55,52 @@ _EXPLAIN_SCAN = 100  # errors collected from jsonschema before sorting by path
 _BOM = b"\xef\xbb\xbf"
 _CHUNK = 1 << 20
 _FAST_LENIENT_FORMATS = frozenset({"date-time", "date", "time"})
+#: $schema URIs whose metaschema jsonschema_rs checks offline (None: no $schema, 2020-12).
+_FAST_META = frozenset({
+    None,
+    "https://json-schema.org/draft/2020-12/schema",
+    "https://json-schema.org/draft/2020-12/schema#",
+    "https://json-schema.org/draft/2019-09/schema",
+    "https://json-schema.org/draft/2019-09/schema#",
+    "http://json-schema.org/draft-07/schema",
+    "http://json-schema.org/draft-07/schema#",
+    "http://json-schema.org/draft-06/schema",
+    "http://json-schema.org/draft-06/schema#",
+})  # draft-04 (whose "id" is also a common property name) always goes to jsonschema
+
+
+_URI_KEYS = frozenset({"$id", "$ref", "$dynamicRef", "$recursiveRef", "$anchor",
+                       "$dynamicAnchor", "$vocabulary"})
+_LOCAL_REF = re.compile(r"#(?:/[A-Za-z0-9_.~%$-]*)*")
+
+
+def _fast_meta_ok(schema: dict[str, Any]) -> bool:
+    """True when jsonschema_rs finds ``schema`` valid against its (known) metaschema.
+
+    A False answer proves nothing: the caller then asks jsonschema, which also explains.
+    """
+    if jsonschema_rs is None or schema.get("$schema") not in _FAST_META:
+        return False
+    # The metaschemas' own formats (regex, uri-reference) are not checked by jsonschema_rs: check
+    # regular expressions with Python's re (as jsonschema does) and leave URIs to jsonschema.
+    for node in _walk_schema(schema):
+        for key in _URI_KEYS.intersection(node):
+            value = node[key]
+            if not (isinstance(value, str) and _LOCAL_REF.fullmatch(value)):
+                return False
+        patterns = list(node["patternProperties"]) if isinstance(
+            node.get("patternProperties"), dict) else []
+        if isinstance(node.get("pattern"), str):
+            patterns.append(node["pattern"])
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except (re.error, RecursionError, OverflowError):
+                return False
+    try:
+        return bool(jsonschema_rs.meta.is_valid(schema))
+    except Exception:  # noqa: BLE001 - anything odd: let jsonschema decide
+        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,6 +253,12 @@ def load_schema(path: Path) -> dict[str, Any]:
             f"{path}: $schema must be a string URI, found {type(meta).__name__}",
             hint='use e.g. "https://json-schema.org/draft/2020-12/schema"',
         )
+    if _fast_meta_ok(schema):
+        return schema
+    import jsonschema
+    import jsonschema.exceptions
+    import jsonschema.validators
+
     cls: Any = jsonschema.validators.validator_for(schema, default=sentinel)
     if cls is sentinel:
         if meta is None:
@@ -268,10 +320,7 @@ class RecordValidator:
         self.schema = schema
         self.notes: list[str] = []
         self._noted: set[str] = set()
-        cls: Any = jsonschema.validators.validator_for(
-            schema, default=jsonschema.Draft202012Validator
-        )
-        self._slow = cls(schema, format_checker=cls.FORMAT_CHECKER)
+        self._slow_validator: Any = None  # built on first use (importing jsonschema is slow)
         self._fast: Any = None
         self.confirm = False
         if fast:
@@ -299,6 +348,19 @@ class RecordValidator:
                 )
 
     @property
+    def _slow(self) -> Any:
+        """The jsonschema validator (the reference, and the one that explains failures)."""
+        if self._slow_validator is None:
+            import jsonschema
+            import jsonschema.validators
+
+            cls: Any = jsonschema.validators.validator_for(
+                self.schema, default=jsonschema.Draft202012Validator
+            )
+            self._slow_validator = cls(self.schema, format_checker=cls.FORMAT_CHECKER)
+        return self._slow_validator
+
+    @property
     def fast(self) -> bool:
         """True when the compiled validator is in use."""
         return self._fast is not None
@@ -312,6 +374,8 @@ class RecordValidator:
     # -- the slow, explaining side ------------------------------------------------------------
 
     def _slow_errors(self, instance: Any) -> list[jsonschema.exceptions.ValidationError]:
+        import referencing.exceptions
+
         collected: list[jsonschema.exceptions.ValidationError] = []
         try:
             for error in self._slow.iter_errors(instance):

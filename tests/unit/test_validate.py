@@ -504,3 +504,76 @@ def test_known_differences_follow_jsonschema(case: dict[str, Any]) -> None:
         assert fast.is_valid(data) == case["jsonschema_rs"], "difference no longer exists"
         assert ours.is_valid(data) == case["jsonschema"]
         assert (not ours.check(data, 0)) == case["jsonschema"]
+
+
+# --- the fast metaschema check in load_schema ----------------------------------------------------
+
+BAD_SCHEMAS: list[dict[str, Any]] = [
+    {"type": "objec"},
+    {"pattern": "["},
+    {"patternProperties": {"[": {}}},
+    {"$id": "not a uri ::"},
+    {"$ref": "#/$defs/a b"},
+    {"$anchor": "1bad"},
+    {"minimum": "3"},
+    {"required": "a"},
+    {"items": [{"type": "string"}]},
+    {"$schema": D7, "pattern": "(?<"},
+    {"$schema": D7, "type": "objec"},
+    {"minLength": -1},
+    {"multipleOf": 0},
+    {"properties": {"a": {"format": 5}}},
+    {"$defs": {"a": {"type": "x"}}},
+]
+
+
+def _reference_verdict(schema: dict[str, Any]) -> bool:
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.exceptions.SchemaError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("schema", BAD_SCHEMAS, ids=[json.dumps(s) for s in BAD_SCHEMAS])
+def test_fast_meta_check_never_accepts_what_jsonschema_rejects(schema: dict[str, Any]) -> None:
+    """load_schema skips jsonschema's metaschema check only when jsonschema_rs accepts the schema
+    and no regex or URI keyword could hide a format error; every bad schema still fails."""
+    from scaleup_ci.validate import _fast_meta_ok
+
+    assert not _reference_verdict(schema)
+    assert not _fast_meta_ok(schema)
+
+
+def test_fast_meta_check_agrees_on_the_corpus(tmp_path: Path) -> None:
+    """On every corpus schema, a fast 'valid' is also jsonschema's verdict, and load_schema
+    accepts or rejects exactly as jsonschema does."""
+    from scaleup_ci.validate import _fast_meta_ok
+
+    cases = json.loads((CORPUS / "corpus.json").read_text())["cases"]
+    fast_used = 0
+    for i, case in enumerate(cases):
+        schema = case["schema"]
+        reference = _reference_verdict(schema)
+        if _fast_meta_ok(schema):
+            fast_used += 1
+            assert reference, case["description"]
+        path = tmp_path / f"s{i}.json"
+        path.write_text(json.dumps(schema))
+        if reference:
+            assert load_schema(path) == schema
+        else:
+            with pytest.raises(InputError):
+                load_schema(path)
+    assert fast_used > len(cases) // 2  # the fast path is the common case
+
+
+def test_record_validator_builds_jsonschema_lazily() -> None:
+    """Valid records never need jsonschema (its import costs start-up time); errors do."""
+    v = RecordValidator(ANSWER_SCHEMA)
+    assert v._slow_validator is None
+    assert v.check({"id": "a", "answer": 1}, 0) == []
+    assert v._slow_validator is None
+    assert v.check({"id": "a"}, 0)
+    assert v._slow_validator is not None
