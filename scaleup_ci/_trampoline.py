@@ -1,9 +1,11 @@
 """Exec trampoline: set rlimits in a fresh process, then exec the user's command.
 
 Run as ``python -I -S /path/to/_trampoline.py [--data N] [--as N] [--cpu S] [--nproc N]
-[--lc-ctype V | --no-lc-ctype] -- command args...``. Setting limits here, rather than in a
-``preexec_fn``, is safe while the parent runs monitor threads. Only the standard library is used
-and nothing is imported from the package, so the isolated, site-less interpreter starts fast.
+[--cgroup PROCS_FILE] [--lc-ctype V | --no-lc-ctype] -- command args...``. ``--cgroup`` writes
+this process's pid into the given ``cgroup.procs`` file (the stage's memory cgroup). Setting
+limits here, rather than in a ``preexec_fn``, is safe while the parent runs monitor threads. Only
+the standard library is used and nothing is imported from the package, so the isolated, site-less
+interpreter starts fast.
 
 ``--cpu S`` sets RLIMIT_CPU soft=S, hard=S+5, so the command gets SIGXCPU before SIGKILL.
 Every limit is clamped to the inherited hard limit. ``--lc-ctype``/``--no-lc-ctype`` restore the
@@ -55,6 +57,22 @@ def _setlimit(name: str, soft: int, hard: int) -> None:
         _say(f"warning: could not set {name}={soft}: {exc}")
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process (the stage's root) if scaleup-ci itself is killed (kill -9).
+
+    PR_SET_PDEATHSIG survives exec; it stops an orphaned stage from running on unattended.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError, ImportError):
+        pass
+
+
 def main(args: list[str]) -> int:
     try:
         sep = args.index("--")
@@ -80,6 +98,14 @@ def main(args: list[str]) -> int:
         if flag == "--lc-ctype":
             os.environ["LC_CTYPE"] = value
             continue
+        if flag == "--cgroup":
+            # Join the stage's memory cgroup before exec, so every descendant is inside it.
+            try:
+                with open(value, "w") as fh:
+                    fh.write(str(os.getpid()))
+            except OSError as exc:
+                _say(f"warning: could not join the memory cgroup {value}: {exc}")
+            continue
         name = _LIMITS.get(flag)
         if name is None:
             _say(f"trampoline: unknown option {flag}")
@@ -97,6 +123,7 @@ def main(args: list[str]) -> int:
         else:
             _setlimit(name, n, n)
 
+    _die_with_parent()
     # The interpreter ignores SIGPIPE and SIGXFSZ; an ignored signal survives exec, so restore them.
     for sig in ("SIGPIPE", "SIGXFSZ"):
         if hasattr(signal, sig):

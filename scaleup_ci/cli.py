@@ -241,8 +241,13 @@ def _validate(ns: argparse.Namespace) -> int:
             _err(f"{name}: cannot read: no such file")
             worst = EXIT_CONFIG
             continue
-        res = validate_output(path, validator, expected=ns.expect, target=ns.target,
-                              max_errors=ns.max_errors)
+        try:
+            res = validate_output(path, validator, expected=ns.expect, target=ns.target,
+                                  max_errors=ns.max_errors)
+        except OSError as exc:
+            _err(f"{name}: cannot read: {exc.strerror or exc}")
+            worst = EXIT_CONFIG
+            continue
         if res.valid:
             _out(f"{name}: valid ({res.records:,} records)")
             continue

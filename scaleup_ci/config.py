@@ -25,7 +25,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from .errors import ConfigError
@@ -354,6 +353,7 @@ class Config:
     grace_period: float
     redact: tuple[str, ...]
     log_max_bytes: int
+    max_processes: int
     shard: tuple[int, int] | None
     sources: dict[str, str] = dataclasses.field(default_factory=dict)
     warnings: tuple[str, ...] = ()
@@ -775,9 +775,36 @@ def _find_config_file(config_path: str | None, cwd: Path) -> tuple[Path | None, 
         warnings.append(f"both {found[0].name} and {found[1].name} exist; using {found[0].name}")
     return (found[0] if found else None), warnings
 
+_FAST_OPTIONS: list[Any] = []
+
+
+def _fast_options_validator() -> Any:
+    """A cached jsonschema_rs validator for the options schema, or None when unavailable."""
+    if not _FAST_OPTIONS:
+        try:
+            import jsonschema_rs
+
+            _FAST_OPTIONS.append(
+                jsonschema_rs.validator_for(SCHEMA, validate_formats=False, offline=True)
+            )
+        except Exception:  # noqa: BLE001 - missing wheel or unsupported keyword
+            _FAST_OPTIONS.append(None)
+    return _FAST_OPTIONS[0]
+
 
 def _schema_problems(raw: Mapping[str, Any]) -> dict[str, str]:
     """Validate ``raw`` against the options schema: option -> first message."""
+    # Decide with the compiled validator (fast to import); import jsonschema (~0.15 s of start-up,
+    # mostly its format checkers) only to explain a failure.
+    fast = _fast_options_validator()
+    if fast is not None:
+        try:
+            if fast.is_valid(dict(raw)):
+                return {}
+        except Exception:  # noqa: BLE001 - fall back to jsonschema
+            pass
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(SCHEMA)
     problems: dict[str, str] = {}
     for error in validator.iter_errors(dict(raw)):

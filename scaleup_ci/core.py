@@ -26,7 +26,7 @@ from scaleup_ci import limits as limits_mod
 from scaleup_ci import planner
 from scaleup_ci.config import Config
 from scaleup_ci.dataset import Dataset, open_dataset
-from scaleup_ci.errors import ConfigError, InputError, ScaleupError
+from scaleup_ci.errors import ConfigError, InputError, LimitExceeded, ScaleupError
 from scaleup_ci.report import Report, atomic_write
 from scaleup_ci.runner import CancelToken, StageProgress, StageResult, StageSpec, run_stage
 from scaleup_ci.validate import RecordValidator, load_schema
@@ -321,6 +321,10 @@ def _run_passes(state: _State) -> None:
                          f"{sizes[-1][1] if sizes else 0} examples")
         pass2 = _run_sequence(state, pass_no=2, end=state.work_end, sizes=sizes)
         _compare_passes(state, pass1, pass2)
+    if state.report.status == "running" and state.cancel is not None and state.cancel.is_set:
+        state.report.status = "cancelled"  # cancelled between stages: not a clean early stop
+        state.report.exit_code = 130
+        state.report.reason = "cancelled between stages"
     if state.report.status == "running":
         state.report.status = "completed" if state.report.reason.startswith("the whole") else (
             "stopped-early")
@@ -369,6 +373,8 @@ def _run_sequence(state: _State, *, pass_no: int, end: float,
             state.dataset_size = n_probe
             report.dataset["size"] = n_probe
     size = state.dataset_size if state.dataset_size is not None else 1 << 62
+    if sizes is None and "max" in config.stages:
+        return _run_planned(state, pass_no=pass_no, end=end)
     done: list[StageResult] = []
     points: list[planner.Point] = [
         planner.Point(n=r.n, seconds=r.wall_seconds, peak_rss=r.peak_rss_bytes or None,
@@ -471,6 +477,121 @@ def _run_sequence(state: _State, *, pass_no: int, end: float,
     return done
 
 
+def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult]:
+    """Run one planned pass: mini, then whatever :func:`planner.next_step` says after each stage
+    (the next fixed stage, a geometric intermediate stage that shortens the extrapolation, ``max``,
+    or stop), re-planning from all the timings after every stage."""
+    config = state.config
+    report = state.report
+    fixed = sorted({int(x) for x in config.stages if x not in ("mini", "max")})
+    done: list[StageResult] = []
+    points: list[planner.Point] = []
+    killed_extra = False  # an intermediate stage hit its limit: plan max from what we have
+
+    def known_size() -> int:
+        return state.dataset_size if state.dataset_size is not None else 1 << 62
+
+    def run(name: str, n: int, predicted: float | None, *, progressive: bool = False,
+            limit: float | None = None) -> StageResult:
+        left = end - time.monotonic()
+        res = _run_one(state, name, n, pass_no=pass_no, end=end, predicted=predicted,
+                       progressive=progressive, points=points, limit=limit)
+        res.remaining_at_start = round(max(0.0, left), 3)  # type: ignore[attr-defined]
+        done.append(res)
+        state.save()
+        return res
+
+    def record(res: StageResult) -> None:
+        if not res.partial:
+            points.append(planner.Point(n=res.n, seconds=res.wall_seconds,
+                                        peak_rss=res.peak_rss_bytes or None, stage=res.name,
+                                        first=len(points) == 0))
+
+    if "mini" in config.stages:
+        n = MINI_N if config.mini_file is None else int(report.dataset["mini_size"])
+        res = run("mini", min(n, known_size()), None)
+        if not res.ok:
+            _fail(state, res)
+            return done
+        record(res)
+        if config.mini_file is None and res.n >= known_size():
+            report.reason = f"the whole dataset ({res.n:,} examples) ran within the budget"
+            return done
+    pending = list(fixed)
+    while True:
+        if state.cancel is not None and state.cancel.is_set:
+            break
+        largest = max((r.n for r in done if r.ok and r.name != "mini"
+                       or (r.ok and config.mini_file is None)), default=0)
+        pending = [x for x in pending if x > largest]
+        overhead = max(state.overheads[-3:], default=0.5)
+        remaining = end - time.monotonic() - overhead
+        step_args: dict[str, Any] = dict(pending=pending, remaining=remaining, margin=config.safety_margin,
+                         largest_done=largest, memory_limit=state.limits.memory_bytes,
+                         rule=config.planner, intermediate=not killed_extra)
+        step = planner.next_step(points, dataset_size=known_size(), **step_args)
+        if state.dataset_size is None and (step.action != "stage" or step.n not in fixed):
+            step = planner.next_step(points, dataset_size=state.size(), **step_args)
+        if step.plan is not None:
+            report.plan = step.plan.to_dict()
+            if step.plan.model is not None:
+                report.model = step.plan.model.to_dict()
+        if step.action == "stop":
+            report.reason = step.reason
+            break
+        if step.action == "stage":
+            n = min(step.n, known_size())
+            is_fixed = n in fixed
+            if state.dataset_size is None and n >= max(fixed, default=0):
+                n = min(n, state.size())
+            res = run(str(n), n, step.predicted_seconds,
+                      limit=None if is_fixed else step.limit_seconds)
+            if not is_fixed:
+                res.notes.append("intermediate stage: " + step.reason)
+            if not res.ok:
+                if not is_fixed and res.killed_by == "deadline":
+                    # Costlier than predicted: drop it and plan max from the stages before it.
+                    killed_extra = True
+                    state.report.warnings.append(
+                        f"intermediate stage {n} hit its {res.limit_seconds or 0:.1f} s limit; "
+                        "max is planned from the stages before it")
+                    continue
+                _fail(state, res)
+                break
+            if res.partial:
+                killed_extra = True
+                continue
+            record(res)
+            if state.dataset_size is not None and res.n >= state.dataset_size:
+                report.reason = f"the whole dataset ({res.n:,} examples) ran within the budget"
+                break
+            continue
+        # max
+        size = state.size()
+        plan = step.plan
+        n = step.n
+        progressive = (config.progressive == "auto" and config.schema_target == "record"
+                       and any(r.incremental for r in done if r.ok)
+                       and config.planner == "fit" and plan is not None and n < size)
+        if progressive:
+            cap = planner.memory_cap(points, state.limits.memory_bytes)
+            n = size if cap is None else max(n, min(size, cap))
+        report.reason = step.reason
+        res = run("max", n, step.predicted_seconds, progressive=progressive,
+                  limit=None if progressive else step.limit_seconds)
+        if res.partial and res.ok:
+            report.reason = (f"the max stage ran until the deadline and kept {res.records:,} "
+                             "validated records (progressive mode)")
+        elif res.ok and res.n >= size:
+            report.reason = f"the whole dataset ({size:,} examples) ran within the budget"
+        if not res.ok:
+            _fail(state, res)
+        break
+    if report.status == "running" and done and all(r.ok for r in done):
+        _drift_warning(state, done)
+    return done
+
+
 def _drift_warning(state: _State, done: list[StageResult]) -> None:
     """With sample: first, warn when per-example cost keeps rising with the index."""
     if state.config.sample != "first":
@@ -502,13 +623,16 @@ def _fail(state: _State, res: StageResult) -> None:
     first = ""
     if res.errors:
         e = res.errors[0]
-        first = f"; first bad record: {e.get('index')} (line {e.get('line')}) at {e.get('path')}: " \
+        first = f"; first bad record is record {e.get('index')} (line {e.get('line')}) at {e.get('path')}: " \
                 f"{e.get('message')}"
-    if res.killed_by in ("memory", "cpu", "deadline"):
+    if res.killed_by in ("memory", "cpu", "deadline", "processes"):
         report.exit_code = 3
         what = {"memory": "the memory limit", "cpu": "the CPU-time limit",
-                "deadline": "its time limit"}[res.killed_by]
+                "deadline": "its time limit", "processes": "the max-processes limit"}[res.killed_by]
         report.reason = f"stage {res.name} ({res.n:,} examples) was stopped by {what}"
+        if res.killed_by == "memory" and res.exit_code == 0:
+            report.reason = (f"stage {res.name} ({res.n:,} examples) ran out of memory although "
+                             "the script exited 0; its output is not trusted")
         if res.evidence:
             report.reason += f" ({'; '.join(res.evidence)})"
     else:
@@ -527,6 +651,14 @@ def _hint_for(res: StageResult) -> str:
         return "lower the script's memory use, or raise `memory-limit` if the machine has room"
     if res.killed_by == "cpu":
         return "raise `cpu-limit`, or make the script use less CPU time per example"
+    if res.killed_by == "processes":
+        return ("the script started far more processes than expected (a fork bomb?); fix it, or "
+                "raise `max-processes`")
+    if res.cause == "crash":
+        return f"the script crashed ({res.signal}); read {res.stderr_path} and check native code"
+    if res.cause == "signal":
+        return (f"something outside scaleup-ci sent {res.signal} to the script; check the runner "
+                f"(and the kernel log for an OOM kill), then read {res.stderr_path}")
     if res.killed_by == "deadline":
         return (f"the script did not finish in {res.limit_seconds or 0:.0f} s; look at "
                 f"{res.stderr_path} for where it hung, or raise `time-budget`")
@@ -537,8 +669,9 @@ def _hint_for(res: StageResult) -> str:
 
 def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
              predicted: float | None, progressive: bool,
-             points: list[planner.Point]) -> StageResult:
+             points: list[planner.Point], limit: float | None = None) -> StageResult:
     config = state.config
+    _check_disk(state, name, n, progressive=progressive, end=end)
     stage_dir = _stage_paths(state, name, pass_no)
     stage_dir.mkdir(parents=True, exist_ok=True)
     t_begin = time.monotonic()
@@ -554,12 +687,18 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
     now = time.monotonic()
     # Time after SIGTERM: the grace period, draining the pipes, validating, writing the report.
     finish = state.grace + 0.5 + _validation_allowance(n)
+    if progressive and points:
+        # The records land validated already: only the ones the time allows need a final pass.
+        rate = max(p.n / p.seconds for p in points if p.seconds > 0)
+        est = min(n, int(rate * max(0.0, end - now) * 1.5) + 1)
+        finish = state.grace + 0.3 + _validation_allowance(est)
     budget_left = end - now - finish
     if progressive:
         kill_at = now + max(0.0, budget_left)
         limit = budget_left
     else:
-        limit = planner.stage_limit(predicted, max(0.0, budget_left))
+        limit = (planner.stage_limit(predicted, max(0.0, budget_left)) if limit is None
+                 else max(0.0, min(limit, budget_left)))
         kill_at = now + limit
     expected: int | None
     if config.expect_records == "per-example":
@@ -579,9 +718,12 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
         watchdog=mode != "none",
         rlimit_data=state.limits.data_bytes,
         rlimit_as=state.limits.as_bytes,
+        cgroup_dir=state.limits.cgroup_dir, cgroup_version=state.limits.cgroup_version,
+        max_processes=config.max_processes,
         cpu_seconds=cpu, log_max_bytes=config.log_max_bytes, validator=state.validator,
         target=config.schema_target, expected=expected, fail_fast=config.fail_fast,
         predicted_seconds=predicted, limit_seconds=limit, redact=state.redact,
+        allow_partial=progressive or name == "max",
         on_progress=lambda p: _progress(state, p),
     )
     state.report.status = "running"
@@ -612,17 +754,83 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
     return res
 
 
+#: Disk kept free beyond a stage's predicted input, output and logs.
+DISK_MARGIN = 8 * 2**20
+
+
+def _check_disk(state: _State, name: str, n: int, *, progressive: bool, end: float) -> None:
+    """Refuse to start a stage whose predicted files do not fit on the out-dir's disk.
+
+    The prediction scales the bytes per example of the largest finished stage (input, output and
+    logs) to ``n``; a progressive stage is scaled to the examples its time limit allows. Before the
+    first stage only the margin is required.
+    """
+    try:
+        free = shutil.disk_usage(state.out_dir).free
+    except OSError:
+        return
+    prev = max((r for r in state.results if r.ok and r.n > 0 and not r.skipped),
+               key=lambda r: r.n, default=None)
+    need = DISK_MARGIN
+    basis = "a safety margin"
+    if prev is not None:
+        used = 0
+        for f in (prev.input_path, prev.output_path, prev.stdout_path, prev.stderr_path):
+            with contextlib.suppress(OSError):
+                used += Path(f).stat().st_size
+        per = used / prev.n
+        count = n
+        if progressive and prev.wall_seconds > 0:
+            count = min(n, int(prev.n / prev.wall_seconds * max(0.0, end - time.monotonic())) + 1)
+        need += int(per * count)
+        basis = f"{per:,.0f} bytes per example in stage {prev.name} x {count:,} examples"
+    if free < need:
+        raise LimitExceeded(
+            f"out-dir: not enough disk space for stage {name}: it needs about "
+            f"{limits_mod.format_bytes(need)} ({basis} + margin), only "
+            f"{limits_mod.format_bytes(free)} free on {state.out_dir}",
+            hint="free disk space, point `out-dir` at a larger disk, or lower `stages`/"
+                 "`time-budget`; the finished stages are kept")
+
+
 def _validation_allowance(n: int) -> float:
     # Streaming validation runs at 10^5 records/s or more; keep a generous allowance.
     return 0.2 + n / 50_000
 
 
 def _progress(state: _State, p: StageProgress) -> None:
+    """About every 10 s: records done of N, the rate, the ETA against the deadline, memory.
+    On an interactive terminal (not in CI) a progress bar on stderr, redrawn in place."""
     rate = p.records / p.elapsed if p.elapsed > 0 else 0.0
     eta = (p.n - p.records) / rate if rate > 0 else math.inf
+    eta_s = f"{eta:.0f} s" if math.isfinite(eta) else "?"
+    verdict = "" if not math.isfinite(eta) else (
+        " (on time)" if eta <= p.seconds_left else " (will be stopped at the deadline)")
+    mem = f"{p.rss_bytes / 2**20:.0f} MiB"
+    if _is_tty(state):
+        import sys
+
+        width = 30
+        frac = min(1.0, p.records / p.n) if p.n else 0.0
+        bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
+        sys.stderr.write(f"\r[{p.name}] [{bar}] {p.records:,}/{p.n:,} · {rate:.1f}/s · ETA "
+                         f"{eta_s} · {p.seconds_left:.0f} s left · {mem}   ")
+        sys.stderr.flush()
+        return
     state.hooks.echo(
         f"scaleup-ci: [{p.name}] {p.records:,}/{p.n:,} records · {rate:.1f}/s · "
-        f"ETA {eta:.0f} s · {p.seconds_left:.0f} s to deadline · memory {p.rss_bytes / 2**20:.0f} MiB")
+        f"ETA {eta_s}{verdict} · {p.seconds_left:.0f} s to deadline · memory {mem}")
+
+
+def _is_tty(state: _State) -> bool:
+    import sys
+
+    if state.env.get("CI") or state.env.get("GITHUB_ACTIONS"):
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _publish_final(state: _State, res: StageResult) -> None:

@@ -14,8 +14,15 @@ Enforcement modes (``Limits.mode``):
   breaks runtimes that reserve large ranges.
 - ``watchdog``: no per-process memory rlimit (non-Linux, or asked for).
 - ``none``: no memory limit and no CPU rlimit; only the wall-clock deadline applies.
-- ``cgroup``: reserved for cgroup v2 enforcement; ``cgroup_available`` is the extension point
-  and says False for now, so asking for it falls back to auto with a warning.
+- ``cgroup`` (auto when available): one child memory cgroup per stage under this process's own
+  cgroup (a writable v1 memory controller, or a v2 subtree with the memory controller delegated),
+  with ``memory.limit_in_bytes`` / ``memory.max`` set to the limit. The trampoline moves itself
+  into the cgroup before it execs, so every descendant is inside and counted, including setsid
+  escapees. The kernel's OOM killer enforces the limit for the whole tree; the cgroup's OOM
+  counter is the evidence, its peak counter (``memory.max_usage_in_bytes`` / ``memory.peak``)
+  cannot miss a spike, and its process list is how the stage's leftovers are found and killed.
+  The process-tree RSS watchdog stays on as a second line. No per-process memory rlimit is set,
+  so a refused allocation cannot disguise a memory failure as an ordinary error.
 """
 
 from __future__ import annotations
@@ -88,6 +95,8 @@ class Limits:
     warnings: tuple[str, ...] = ()
     rlimit_bytes: int | None = None
     cpu_rlimit: bool = True
+    cgroup_dir: Path | None = None
+    cgroup_version: int | None = None
 
     @property
     def data_bytes(self) -> int | None:
@@ -112,24 +121,175 @@ class Limits:
             "cpu_seconds": self.cpu_seconds,
             "mode": self.mode,
             "enforcement": dict(self.enforcement),
+            "cgroup": str(self.cgroup_dir) if self.cgroup_dir is not None else None,
             "warnings": list(self.warnings),
         }
 
 
-def cgroup_available(hw: Hardware) -> tuple[bool, str]:
-    """Whether limits can be enforced with a cgroup v2 subtree, and why not.
+def cgroup_available(hw: Hardware, *, probe: bool = True) -> tuple[bool, str]:
+    """Whether limits can be enforced with a per-stage memory cgroup, and why not.
 
-    Extension point: cgroup enforcement (a writable v2 subtree with ``memory.max``, one child
-    cgroup per stage) is not implemented yet, so this always answers False with the reason.
+    Needs this process's memory cgroup directory to be writable: cgroup v1 (memory controller) or
+    cgroup v2 with ``memory`` in ``cgroup.subtree_control`` (delegated). With ``probe`` a child
+    cgroup is really created, given a limit and removed, so a read-only or half-delegated
+    hierarchy is found out before the first stage.
     """
     cg = hw.cgroup
     if cg is None or cg.version is None:
         return False, "no cgroup hierarchy found"
-    if cg.version != 2:
-        return False, f"cgroup v{cg.version} (cgroup enforcement needs v2)"
+    if cg.memory_dir is None:
+        return False, "no memory cgroup for this process"
     if not cg.writable:
         return False, f"cgroup {cg.memory_dir} is not writable"
-    return False, "cgroup enforcement is not implemented yet"
+    if cg.version == 2:
+        ctl = _read(cg.memory_dir / "cgroup.subtree_control") or ""
+        if "memory" not in ctl.split():
+            return False, (f"cgroup v2 {cg.memory_dir}: the memory controller is not delegated "
+                           "(not in cgroup.subtree_control)")
+    elif cg.version != 1:
+        return False, f"unknown cgroup version {cg.version}"
+    if not probe:
+        return True, f"cgroup v{cg.version} {cg.memory_dir}"
+    try:
+        test = StageCgroup.create(cg.memory_dir, cg.version, f"probe-{os.getpid()}", 256 * 2**20)
+    except OSError as exc:
+        return False, f"cannot create a memory cgroup under {cg.memory_dir}: {exc.strerror or exc}"
+    test.remove()
+    return True, f"cgroup v{cg.version} {cg.memory_dir}"
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, ValueError):
+        return None
+
+
+class StageCgroup:
+    """One stage's memory cgroup: create with a limit, read peak and OOM counters, clean up."""
+
+    def __init__(self, path: Path, version: int) -> None:
+        self.path = path
+        self.version = version
+        self.oom_kills_at_start = 0
+
+    @classmethod
+    def create(cls, parent: Path, version: int, name: str, limit: int | None) -> StageCgroup:
+        """Make ``parent/scaleup-ci-<name>`` with the memory limit; raises OSError on failure."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64]
+        path = parent / f"scaleup-ci-{safe}"
+        cls.remove_stale(parent)
+        if path.is_dir():
+            cls(path, version).remove()
+        path.mkdir()
+        cg = cls(path, version)
+        try:
+            if limit is not None:
+                if version == 1:
+                    (path / "memory.limit_in_bytes").write_text(str(int(limit)))
+                    # Without swap accounting this file is absent; with it, cap swap use too.
+                    with contextlib.suppress(OSError):
+                        (path / "memory.memsw.limit_in_bytes").write_text(str(int(limit)))
+                else:
+                    (path / "memory.max").write_text(str(int(limit)))
+                    with contextlib.suppress(OSError):
+                        (path / "memory.swap.max").write_text("0")
+            cg.oom_kills_at_start = cg.oom_kills()
+        except OSError:
+            cg.remove()
+            raise
+        return cg
+
+    @classmethod
+    def remove_stale(cls, parent: Path) -> None:
+        """Remove empty ``scaleup-ci-<pid>-*`` cgroups left by a scaleup-ci that was killed (-9).
+
+        Only cgroups whose owner pid is gone and that hold no process are touched, so runs of
+        other scaleup-ci processes sharing the parent are left alone.
+        """
+        with contextlib.suppress(OSError):
+            for d in parent.glob("scaleup-ci-*"):
+                owner = d.name.removeprefix("scaleup-ci-").split("-", 1)[0]
+                if not owner.isdigit() or psutil.pid_exists(int(owner)) or not d.is_dir():
+                    continue
+                if not (_read(d / "cgroup.procs") or "").strip():
+                    with contextlib.suppress(OSError):
+                        d.rmdir()
+
+    @property
+    def procs_file(self) -> Path:
+        return self.path / "cgroup.procs"
+
+    def _kv(self, name: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for line in (_read(self.path / name) or "").splitlines():
+            bits = line.split()
+            if len(bits) == 2 and bits[1].lstrip("-").isdigit():
+                out[bits[0]] = int(bits[1])
+        return out
+
+    def oom_kills(self) -> int:
+        """The cgroup's OOM-kill counter (v1 memory.oom_control, v2 memory.events)."""
+        if self.version == 1:
+            return self._kv("memory.oom_control").get("oom_kill", 0)
+        return self._kv("memory.events").get("oom_kill", 0)
+
+    def failcnt(self) -> int:
+        """How many times usage hit the limit (v1 memory.failcnt, v2 memory.events max)."""
+        if self.version == 1:
+            text = (_read(self.path / "memory.failcnt") or "0").strip()
+            return int(text) if text.isdigit() else 0
+        return self._kv("memory.events").get("max", 0)
+
+    def peak(self) -> tuple[int | None, str]:
+        """The high-water mark of the cgroup's memory, and the file it came from."""
+        name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
+        text = (_read(self.path / name) or "").strip()
+        if text.isdigit():
+            return int(text), f"cgroup v{self.version} {name} (high-water mark, all processes)"
+        return None, ""
+
+    def usage(self) -> int:
+        """Current memory charged to the cgroup (v1 memory.usage_in_bytes, v2 memory.current)."""
+        name = "memory.usage_in_bytes" if self.version == 1 else "memory.current"
+        text = (_read(self.path / name) or "0").strip()
+        return int(text) if text.isdigit() else 0
+
+    def anon(self) -> int:
+        """Anonymous (non page cache) memory charged: v1 total_rss + swap, v2 anon."""
+        st = self._kv("memory.stat")
+        if self.version == 1:
+            return st.get("total_rss", st.get("rss", 0)) + st.get("total_swap", 0)
+        return st.get("anon", 0)
+
+    def under_oom(self) -> bool:
+        """v1: the cgroup is stuck at its limit with the OOM killer pending (``under_oom 1``)."""
+        return self.version == 1 and self._kv("memory.oom_control").get("under_oom", 0) > 0
+
+    def pids(self) -> list[int]:
+        text = _read(self.procs_file) or ""
+        return [int(x) for x in text.split() if x.strip().isdigit()]
+
+    def contains(self, pid: int) -> bool:
+        return pid in self.pids()
+
+    def remove(self, *, timeout: float = 2.0) -> bool:
+        """Kill whatever is left in the cgroup and remove it. True when it is gone."""
+        end = time.monotonic() + timeout
+        while True:
+            pids = [p for p in self.pids() if p != os.getpid()]
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            try:
+                self.path.rmdir()
+                return True
+            except FileNotFoundError:
+                return True
+            except OSError:
+                if time.monotonic() >= end:
+                    return False
+                time.sleep(0.02)
 
 
 def _inherited_hard_limits() -> dict[str, int | None]:
@@ -163,6 +323,7 @@ def choose_limits(
     mode: str = "auto",
     hard_limits: Mapping[str, int | None] | None = None,
     platform: str | None = None,
+    cgroup_probe: bool = True,
 ) -> Limits:
     """Choose the memory/CPU limits and how to enforce them on this machine.
 
@@ -215,13 +376,17 @@ def choose_limits(
                 "the system may kill the stage before the limit is reached"
             )
 
-    # Memory: how it is enforced.
-    if requested == "cgroup":
-        ok, why = cgroup_available(hw)
-        if not ok:
-            warnings.append(f"memory enforcement 'cgroup' is not available ({why}); using auto")
-            requested = "auto"
+    # Memory: how it is enforced. The strongest available: a memory cgroup, else RLIMIT_DATA.
+    cgroup_ok, cgroup_why = False, ""
+    if requested in ("cgroup", "auto") and memory is not None and plat.startswith("linux"):
+        cgroup_ok, cgroup_why = cgroup_available(hw, probe=cgroup_probe)
+    if requested == "cgroup" and not cgroup_ok:
+        why = cgroup_why or ("no memory limit" if memory is None else f"not on Linux ({plat})")
+        warnings.append(f"memory enforcement 'cgroup' is not available ({why}); using auto")
+        requested = "auto"
     chosen = requested
+    if chosen == "auto" and cgroup_ok:
+        chosen = "cgroup"
     if chosen == "auto":
         chosen = (
             "rlimit-data+watchdog" if plat.startswith("linux") and have_resource else "watchdog"
@@ -279,9 +444,12 @@ def choose_limits(
             cpu_seconds = clamped
 
     enforcement = {
-        "memory": _describe_memory(chosen, memory, rlimit_bytes),
+        "memory": _describe_memory(chosen, memory, rlimit_bytes, hw),
         "cpu": _describe_cpu(cpu_rlimit, cpu_seconds, have_resource),
     }
+    if chosen != "cgroup" and cgroup_why and memory is not None:
+        enforcement["cgroup"] = f"not used: {cgroup_why}"
+    cg = hw.cgroup if chosen == "cgroup" else None
     return Limits(
         memory_bytes=memory,
         memory_source=source,
@@ -291,10 +459,13 @@ def choose_limits(
         warnings=tuple(warnings),
         rlimit_bytes=rlimit_bytes,
         cpu_rlimit=cpu_rlimit,
+        cgroup_dir=cg.memory_dir if cg is not None else None,
+        cgroup_version=cg.version if cg is not None else None,
     )
 
 
-def _describe_memory(mode: str, memory: int | None, rlimit_bytes: int | None) -> str:
+def _describe_memory(mode: str, memory: int | None, rlimit_bytes: int | None,
+                     hw: Hardware | None = None) -> str:
     watchdog = (
         f"process-tree RSS watchdog at {format_bytes(memory)}"
         f" sampling every {WATCHDOG_INTERVAL:g} s"
@@ -305,6 +476,12 @@ def _describe_memory(mode: str, memory: int | None, rlimit_bytes: int | None) ->
         return f"RLIMIT_AS={format_bytes(rlimit_bytes)} per process (trampoline) + {watchdog}"
     if mode == "watchdog":
         return watchdog
+    if mode == "cgroup" and hw is not None and hw.cgroup is not None:
+        knob = "memory.limit_in_bytes" if hw.cgroup.version == 1 else "memory.max"
+        return (f"cgroup v{hw.cgroup.version} {knob}=1.1 x {format_bytes(memory)} for the whole "
+                "stage "
+                f"(one child cgroup per stage under {hw.cgroup.memory_dir}; kernel OOM killer, "
+                f"peak from the cgroup's high-water mark) + {watchdog}")
     return "none"
 
 
@@ -351,6 +528,7 @@ def trampoline_argv(
     cpu_seconds: int | None,
     nproc: int | None = None,
     env: Mapping[str, str] | None = None,
+    cgroup_procs: Path | str | None = None,
 ) -> list[str]:
     """An argv that sets the given rlimits in a fresh process and then execs ``argv``.
 
@@ -370,6 +548,8 @@ def trampoline_argv(
     ):
         if value is not None:
             out += [flag, str(int(value))]
+    if cgroup_procs is not None:
+        out += ["--cgroup", str(cgroup_procs)]
     if env is not None:
         if "LC_CTYPE" in env:
             out += ["--lc-ctype", env["LC_CTYPE"]]
@@ -491,6 +671,7 @@ __all__ = [
     "CPU_HARD_EXTRA",
     "Limits",
     "MODES",
+    "StageCgroup",
     "TRAMPOLINE",
     "WATCHDOG_INTERVAL",
     "cgroup_available",

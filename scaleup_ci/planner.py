@@ -78,6 +78,8 @@ AICC_TIE = 2.0
 MIN_SECONDS = 1e-3
 K_PRIOR_SD = 0.6  # sd of the prior on the exponent for the uncertainty band (0: none)
 MEMORY_HEADROOM = 0.85
+RUN_LEVEL_TERM = False  # True: also count the level's uncertainty in the run term
+PESSIMISTIC_CENTRE = False  # True: the old rule, the pessimistic tied model is the centre too
 INTERMEDIATE_FACTOR = 2.5  # geometric step between intermediate stages
 INTERMEDIATE_MAX_FACTOR = 2.0  # no intermediate stage when max extrapolates at most this far
 INTERMEDIATE_MAX_SHARE = 0.6  # intermediate stages may take at most this share of the time left
@@ -186,8 +188,11 @@ class Model:
             curve_log = z * FEW_POINTS_SLOPE_SD * math.log(factor)
         else:
             curve_log = 0.0
+        # The band already holds the uncertainty of the curve's level; without a band (fewer
+        # than three sizes) the level's own uncertainty is added.
         m = max(1, self.n_points)
-        run_log = z * self.sigma_rel * math.sqrt(1.0 + 1.0 / m)
+        level = 0.0 if self.profile and not RUN_LEVEL_TERM else 1.0 / m
+        run_log = z * self.sigma_rel * math.sqrt(1.0 + level)
         return pred * math.exp(math.hypot(run_log, curve_log))
 
     @property
@@ -574,8 +579,27 @@ class Plan:
 
 
 def _upper_at(models: Sequence[Model], n: float, z: float | None = None) -> tuple[Model, float]:
-    md = choose(models, n)
-    return md, md.upper(n, PLAN_Z if z is None else z)
+    """The model to predict ``n`` with, and the pessimistic edge of the prediction at ``z``.
+
+    The central prediction is the best model's (lowest criterion). The edge is the highest of
+    the best model's band (:meth:`Model.upper`: the run's scatter and the curve's uncertainty in
+    quadrature) and, for every model tied with it (within :data:`AICC_TIE`), that model's own
+    prediction plus the run's scatter: when the models disagree, the more pessimistic one bounds
+    the plan. Using the pessimistic model as the centre *and* adding the band on top would count
+    the same uncertainty twice."""
+    zz = PLAN_Z if z is None else z
+    if PESSIMISTIC_CENTRE:
+        md = choose(models, n)
+        return md, md.upper(n, zz)
+    ranked = sorted(models, key=lambda md: md.goodness["criterion"])
+    best = ranked[0]
+    up = best.upper(n, zz)
+    pess = choose(ranked, n)
+    if pess is not best:
+        m = max(1, pess.n_points)
+        run_log = zz * pess.sigma_rel * math.sqrt(1.0 + 1.0 / m)
+        up = max(up, pess.predict(n) * math.exp(run_log))
+    return best, up
 
 
 def memory_cap(points: Sequence[Point], memory_limit: int | None) -> int | None:
@@ -692,7 +716,7 @@ def plan_max(
                 and up <= remaining * (1 + KILL_TOLERANCE))
 
     def fits_central(n: int) -> bool:
-        return choose(models, n).predict(n) * (1 + margin) <= remaining
+        return _upper_at(models, n)[0].predict(n) * (1 + margin) <= remaining
 
     n = _largest(fits, dataset_size)
     central = _largest(fits_central, dataset_size, lo=max(1, n))

@@ -29,7 +29,14 @@ PLACEHOLDERS = ("input", "output", "n", "stage", "full")
 _PLACEHOLDER_RE = re.compile(r"\{(input|output|n|stage|full)\}")
 _SAMPLE_EVERY = 0.1
 _ECHO_CAP = 1 << 20  # bytes echoed per stream per stage; the log files keep everything
+_FOLLOW_CHUNK = 1 << 20  # bytes read at a time from the output file being followed
+_FOLLOW_PER_POLL = 16 << 20  # bytes validated per loop pass while the script runs
 CANCEL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL when the run is cancelled
+#: The cgroup's hard limit sits this much above the tree watchdog's limit: a tree that grows
+#: steadily is stopped by the watchdog (a clean kill with evidence), never left stalling in
+#: reclaim at the cgroup limit; the kernel's OOM killer catches spikes the sampling misses.
+CGROUP_HEADROOM = 1.1
+CGROUP_STALL = 1.0  # seconds a stage may sit at its cgroup memory limit before it is stopped
 
 # stderr patterns that reveal a memory failure the exit code hides.
 MEMORY_PATTERNS = (
@@ -99,6 +106,9 @@ class StageSpec:
     limit_seconds: float | None = None
     redact: Sequence[re.Pattern[bytes]] = ()
     on_progress: Callable[[StageProgress], None] | None = None
+    # A script that stops itself near SCALEUP_DEADLINE with a valid prefix (exit 0, fewer
+    # records than examples) keeps that prefix as a partial result instead of failing the count.
+    allow_partial: bool = False
     cgroup_dir: Path | None = None  # parent memory cgroup: run the stage in a child of it
     cgroup_version: int | None = None
     max_processes: int | None = None  # stop the stage when its tree holds more processes
@@ -256,7 +266,7 @@ def _tail_bytes(path: Path, n: int) -> bytes:
 
 
 class _OutputFollower:
-    """Follows a JSONL output file while the script writes it and validates each line as it lands."""
+    """Follows a JSONL output file while the script writes it; validates each line as it lands."""
 
     def __init__(self, spec: StageSpec) -> None:
         self.path = spec.output_path
@@ -278,33 +288,38 @@ class _OutputFollower:
                 self.fh = self.path.open("rb")
             except OSError:
                 return
-        chunk = self.fh.read()
-        if not chunk:
-            return
-        self.buf += chunk
-        if self.mode is None:
-            head = self.buf.lstrip(b"\xef\xbb\xbf \t\r\n")
-            if not head:
+        # Bounded reads (memory stays flat for a 1,000,000-record output) and a bounded amount of
+        # work per call, so the loop still watches the deadline; ``final`` reads to the end.
+        budget = None if final else _FOLLOW_PER_POLL
+        while budget is None or budget > 0:
+            chunk = self.fh.read(_FOLLOW_CHUNK)
+            if not chunk:
                 return
-            if head[:1] == b"[":
-                self.mode = "document"
-                return
-            nl = self.buf.find(b"\n")
-            if nl < 0:
-                return
-            first = self.buf[:nl].strip()
-            if first in (b"{", b"[") or (first.startswith(b"{") and not first.endswith(b"}")):
-                self.mode = "document"
-                return
-            self.mode = "jsonl"
-        lines = self.buf.split(b"\n")
-        self.buf = lines.pop()
-        for line in lines:
-            self.line_no += 1
-            err = self.stream.feed(line, self.line_no)
+            if budget is not None:
+                budget -= len(chunk)
+            self.buf += chunk
+            if self.mode is None:
+                head = self.buf.lstrip(b"\xef\xbb\xbf \t\r\n")
+                if not head:
+                    continue
+                if head[:1] == b"[":
+                    self.mode = "document"
+                    return
+                nl = self.buf.find(b"\n")
+                if nl < 0:
+                    continue
+                first = self.buf[:nl].strip()
+                if first in (b"{", b"[") or (first.startswith(b"{") and not first.endswith(b"}")):
+                    self.mode = "document"
+                    return
+                self.mode = "jsonl"
+            lines = self.buf.split(b"\n")
+            self.buf = lines.pop()
+            # The batch path of the validator (fast validator, no per-line call overhead).
+            self.line_no = self.stream.feed_lines(lines, self.line_no + 1) - 1
             if self.first_record_at is None and self.stream.records:
                 self.first_record_at = time.monotonic()
-            if err is not None and self.stream.fail_fast:
+            if self.stream.stopped:
                 self.failed = True
                 return
 
@@ -355,7 +370,8 @@ class _LogPump:
             self.echoed += len(line) + 1
             self.echo(f"{self.prefix}{line.decode('utf-8', errors='replace').rstrip(chr(13))}")
             if self.echoed >= _ECHO_CAP:
-                self.echo(f"{self.prefix}[scaleup-ci: echo stops here; the full log is in {self.fh.name}]")
+                self.echo(f"{self.prefix}[scaleup-ci: echo stops here; the full log is in "
+                          f"{self.fh.name}]")
                 return
 
     def close(self) -> None:
@@ -408,7 +424,7 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         try:
             cgroup = limits_mod.StageCgroup.create(
                 spec.cgroup_dir, spec.cgroup_version, f"{os.getpid()}-{spec.name}",
-                spec.memory_limit)
+                int(spec.memory_limit * CGROUP_HEADROOM) if spec.memory_limit else None)
         except OSError as exc:
             res.notes.append(f"could not create the stage's memory cgroup under {spec.cgroup_dir} "
                              f"({exc.strerror or exc}); the process-tree watchdog enforces memory")
@@ -444,6 +460,8 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         sel.register(pipe, selectors.EVENT_READ, pump)
 
     our_kill: str | None = None
+    at_limit_since: float | None = None
+    last_failcnt = 0
     term_sent_at: float | None = None
     killed_hard = False
     status: int | None = None
@@ -451,7 +469,6 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
     last_sample = 0.0
     last_progress = started
     sample = None
-    records_at_exit = 0
 
     def drain(timeout: float) -> None:
         for key, _ in sel.select(timeout):
@@ -466,17 +483,20 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
             else:
                 sel.unregister(key.fileobj)
 
+    # Once both pipes are at EOF the child has usually exited: poll wait4 after 1 ms, backing off
+    # to 50 ms (a script that closed its pipes but runs on costs at most 20 wake-ups a second).
+    idle = 0.001
     while status is None:
         if sel.get_map():
             drain(0.05)
         else:
-            time.sleep(0.05)
+            time.sleep(idle)
+            idle = min(0.05, idle * 2)
         now = time.monotonic()
         pid, wstatus, ru = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             status = os.waitstatus_to_exitcode(wstatus)
             rusage = ru
-            records_at_exit = follower.stream.records if follower.stream else 0
             break
         if now - last_sample >= _SAMPLE_EVERY:
             last_sample = now
@@ -487,6 +507,25 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
                 res.evidence.append(
                     f"process tree RSS {sample.rss_bytes} bytes over the limit {spec.memory_limit}"
                 )
+            failcnt = cgroup.failcnt() if cgroup is not None else 0
+            if (our_kill is None and cgroup is not None and spec.memory_limit
+                    and (failcnt > last_failcnt or cgroup.under_oom()
+                         or cgroup.anon() >= spec.memory_limit * CGROUP_HEADROOM * 0.97)
+                    and cgroup.anon() >= spec.memory_limit):
+                # At the cgroup limit the kernel reclaims, then OOM-kills; a tree can also stall
+                # there (no swap, only its own anonymous memory left). Stuck 1 s = out of memory:
+                # anonymous memory >= 90% with allocations failing, or >= 97% of the limit.
+                # Page cache alone never counts: writing big files also hits the limit.
+                at_limit_since = at_limit_since or now
+                if cgroup.under_oom() or now - at_limit_since >= CGROUP_STALL:
+                    our_kill = "memory"
+                    res.evidence.append(
+                        f"the stage cgroup stayed at its memory limit {spec.memory_limit} bytes "
+                        f"(memory.failcnt {cgroup.failcnt()}"
+                        + (", under_oom" if cgroup.under_oom() else "") + ")")
+            elif cgroup is not None:
+                at_limit_since = None
+            last_failcnt = failcnt
             nprocs = max(sample.processes, len(cgroup.pids()) if cgroup is not None else 0)
             if (our_kill is None and spec.max_processes
                     and nprocs > spec.max_processes):
@@ -570,6 +609,11 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
 
     # Validate what the script wrote.
     stopped = our_kill is not None
+    # Did a well-behaved script stop itself because SCALEUP_DEADLINE was near?
+    self_stopped = (spec.allow_partial and not stopped and status == 0
+                    and time.monotonic() >= spec.kill_at - max(2.0, 0.1 * (spec.limit_seconds or 0)))
+    if self_stopped:
+        stopped = True
     if follower.mode == "jsonl" and follower.stream is not None and not follower.failed:
         follower.poll(final=True)
         tail = follower.buf
@@ -595,6 +639,10 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         res.incremental = (follower.first_record_at - started) < 0.8 * res.wall_seconds
     if stopped and res.killed_by == "deadline" and res.valid and res.records > 0:
         res.partial = True
+    if self_stopped and res.valid and 0 < res.records < spec.n:
+        res.partial = True
+        res.notes.append(f"the script stopped itself before SCALEUP_DEADLINE after "
+                         f"{res.records} of {spec.n} examples")
     return res
 
 

@@ -178,9 +178,7 @@ def summarise(results: list[RunResult]) -> list[dict[str, Any]]:
             if m is None:
                 continue
             maxes += 1
-            if m.get("killed_by") == "deadline" and not m.get("partial"):
-                killed += 1
-            elif m.get("killed_by") == "deadline" and mode != "progressive":
+            if m.get("killed_by") == "deadline" and not m.get("partial") or m.get("killed_by") == "deadline" and mode != "progressive":
                 killed += 1
             if m.get("killed_by") == "memory":
                 mem_killed += 1

@@ -95,9 +95,10 @@ def test_non_linux_falls_back_to_watchdog_with_warning() -> None:
     assert any("watchdog" in w for w in limits.warnings)
 
 
-def test_cgroup_mode_falls_back_with_reason() -> None:
-    """Asking for cgroup enforcement (not available yet) falls back to auto with a warning."""
-    cg = CgroupInfo(version=2, memory_dir=Path("/sys/fs/cgroup"), writable=True)
+def test_cgroup_mode_falls_back_with_reason(tmp_path: Path) -> None:
+    """Asking for cgroup enforcement where v2 has no delegated memory controller falls back."""
+    (tmp_path / "cgroup.subtree_control").write_text("cpu pids\n")
+    cg = CgroupInfo(version=2, memory_dir=tmp_path, writable=True)
     ok, why = lm.cgroup_available(hw(cgroup=cg))
     assert not ok and why
     limits = choose(hw=hw(cgroup=cg), mode="cgroup")
@@ -368,3 +369,101 @@ def test_tree_pids_of_missing_process_is_empty() -> None:
     p = subprocess.Popen(["true"])
     p.wait()
     assert lm.tree_pids(p.pid) == []
+
+
+def test_auto_mode_prefers_a_writable_v1_memory_cgroup(tmp_path: Path) -> None:
+    """With a writable (fake) v1 memory cgroup, auto chooses cgroup and records where."""
+    cg = CgroupInfo(version=1, memory_dir=tmp_path, writable=True)
+    limits = choose(hw=hw(cgroup=cg), cgroup_probe=False)
+    assert limits.mode == "cgroup"
+    assert limits.cgroup_dir == tmp_path and limits.cgroup_version == 1
+    assert "memory.limit_in_bytes" in limits.enforcement["memory"]
+    assert limits.data_bytes is None and limits.as_bytes is None
+    assert limits.to_dict()["cgroup"] == str(tmp_path)
+
+
+def test_cgroup_probe_failure_falls_back_to_rlimit_data(tmp_path: Path) -> None:
+    """When a child cgroup cannot be created, auto uses RLIMIT_DATA and says why in the report."""
+    cg = CgroupInfo(version=1, memory_dir=tmp_path / "missing", writable=True)
+    limits = choose(hw=hw(cgroup=cg))
+    assert limits.mode == "rlimit-data+watchdog"
+    assert "cannot create" in limits.enforcement["cgroup"]
+
+
+def test_stage_cgroup_reads_counters_from_a_fake_v1_dir(tmp_path: Path) -> None:
+    """StageCgroup writes the limit and reads the OOM counter, failcnt and peak (v1 names)."""
+    cg = lm.StageCgroup.create(tmp_path, 1, "mini", 123 * 2**20)
+    assert (cg.path / "memory.limit_in_bytes").read_text() == str(123 * 2**20)
+    (cg.path / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    (cg.path / "memory.failcnt").write_text("7\n")
+    (cg.path / "memory.max_usage_in_bytes").write_text("4096\n")
+    (cg.path / "cgroup.procs").write_text("")
+    assert cg.oom_kills() == 2 and cg.failcnt() == 7
+    assert cg.peak()[0] == 4096 and "max_usage_in_bytes" in cg.peak()[1]
+    for f in cg.path.iterdir():
+        f.unlink()
+    assert cg.remove()
+
+
+def test_stage_cgroup_v2_counters(tmp_path: Path) -> None:
+    """v2: memory.max is written; oom_kill and max from memory.events, peak from memory.peak."""
+    cg = lm.StageCgroup.create(tmp_path, 2, "10", 5 * 2**20)
+    assert (cg.path / "memory.max").read_text() == str(5 * 2**20)
+    (cg.path / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    (cg.path / "memory.peak").write_text("999\n")
+    assert cg.oom_kills() == 1 and cg.failcnt() == 3 and cg.peak()[0] == 999
+
+
+def test_trampoline_joins_the_cgroup_procs_file(tmp_path: Path) -> None:
+    """--cgroup writes the trampoline's own pid (the exec'd command's pid) into the file."""
+    procs = tmp_path / "cgroup.procs"
+    argv = lm.trampoline_argv([sys.executable, "-c", "import os; print(os.getpid())"],
+                              data_bytes=None, as_bytes=None, cpu_seconds=None,
+                              cgroup_procs=procs)
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+    assert procs.read_text() == out
+
+
+# --------------------------------------------------------------------------- classification
+
+def _classified(status: int | None, stderr: bytes = b"", our_kill: str | None = None,
+                **kw: object) -> object:
+    from scaleup_ci.runner import StageResult, _classify
+
+    res = StageResult(name="10", n=10)
+    _classify(res, stderr, our_kill, None, status, **kw)  # type: ignore[arg-type]
+    return res
+
+
+def test_bare_sigkill_is_signal_not_memory() -> None:
+    """A SIGKILL without an OOM counter or a memory message is `signal`, with the evidence said."""
+    res = _classified(-9, have_oom_counter=True)
+    assert res.killed_by == "signal" and res.cause == "signal"  # type: ignore[attr-defined]
+    assert "did not rise" in res.evidence[0]  # type: ignore[attr-defined]
+
+
+def test_sigkill_with_cgroup_oom_kill_is_memory() -> None:
+    """A rise of the stage cgroup's OOM-kill counter makes the SIGKILL a memory kill."""
+    res = _classified(-9, oom_kills=1, have_oom_counter=True)
+    assert res.killed_by == "memory" and res.cause == "memory"  # type: ignore[attr-defined]
+
+
+def test_sigabrt_with_bad_alloc_is_memory_plain_abort_is_crash() -> None:
+    """SIGABRT after std::bad_alloc is memory; SIGABRT alone and SIGSEGV are crashes."""
+    assert _classified(-6, b"what():  std::bad_alloc").cause == "memory"  # type: ignore[attr-defined]
+    assert _classified(-6).cause == "crash"  # type: ignore[attr-defined]
+    assert _classified(-11).cause == "crash"  # type: ignore[attr-defined]
+
+
+def test_exit_zero_with_memoryerror_is_memory_and_not_ok() -> None:
+    """A script that logs a MemoryError and exits 0 is classified memory and the stage is not ok."""
+    res = _classified(0, b"Traceback ...\nMemoryError\n")
+    res.valid = True  # type: ignore[attr-defined]
+    res.exit_code = 0  # type: ignore[attr-defined]
+    assert res.cause == "memory" and not res.ok  # type: ignore[attr-defined]
+
+
+def test_sigxcpu_is_cpu_and_exit_1_is_script_error() -> None:
+    """SIGXCPU is the CPU limit; a plain non-zero exit is a script error."""
+    assert _classified(-24).cause == "cpu"  # type: ignore[attr-defined]
+    assert _classified(1).cause == "script-error"  # type: ignore[attr-defined]
