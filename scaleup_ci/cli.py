@@ -175,14 +175,16 @@ def _run(ns: argparse.Namespace, env: Mapping[str, str], *, demo: bool) -> int:
             gh.set_outputs(outputs_from_report(rep.to_dict(), out_dir))
             gh.annotate([("scaleup-ci: bad configuration", str(exc))], [])
         return exc.exit_code
-    _out("scaleup-ci: effective configuration")
+    _out("scaleup-ci: effective configuration (options not listed are at their defaults; "
+         "report.json has them all)")
     for key, value in config.to_dict().items():
         src = config.sources.get(key, "default")
-        _out(f"  {key}: {json.dumps(value)}  ({src})")
+        if src != "default":
+            _out(f"  {key}: {json.dumps(value)}  ({src})")
     for w in config.warnings:
         _err(f"scaleup-ci: warning: {w}")
 
-    hooks = core.Hooks(echo=_out)
+    hooks = core.Hooks(echo=_out, echo_err=_err)
     if gh:
         hooks.stage_group = gh.group
     report = None
@@ -262,11 +264,41 @@ def _validate(ns: argparse.Namespace) -> int:
     return worst
 
 
+def _unknown_arguments(parser: argparse.ArgumentParser, ns: argparse.Namespace,
+                       extra: list[str]) -> int:
+    """Name each unknown flag and suggest the closest real one (exit 2, like argparse)."""
+    import difflib
+
+    known: list[str] = []
+    for action in parser._actions:  # the subcommand parsers hold the real flags
+        for sub in getattr(action, "choices", None) or {}:
+            sp = action.choices[sub]  # type: ignore[index]
+            if sub == getattr(ns, "cmd", None):
+                known += [o for a in sp._actions for o in a.option_strings]
+    after_flag = False
+    for token in extra:
+        flag = token.split("=", 1)[0]
+        if flag.startswith("--"):
+            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+            tip = (f"; did you mean {close[0]}?" if close
+                   else f"; see scaleup-ci {getattr(ns, 'cmd', None) or ''} --help")
+            _err(f"scaleup-ci: error: unknown option {flag}{tip}")
+            after_flag = "=" not in token
+        elif not after_flag:
+            _err(f"scaleup-ci: error: unexpected argument {token!r}; options take the form "
+                 "--name value (see --help)")
+        else:
+            after_flag = False
+    return EXIT_CONFIG
+
+
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Entry point for the console script and ``python -m scaleup_ci``."""
     env = dict(os.environ) if env is None else env
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    ns, extra = parser.parse_known_args(argv)
+    if extra:
+        return _unknown_arguments(parser, ns, extra)
     try:
         if ns.cmd == "run":
             return _run(ns, env, demo=False)

@@ -54,6 +54,7 @@ class Hooks:
     """How the core talks to the outside world (console, GitHub log groups)."""
 
     echo: Callable[[str], None] = print
+    echo_err: Callable[[str], None] | None = None  # the script's stderr; None = same as echo
     stage_group: Callable[[str], contextlib.AbstractContextManager[Any]] = (
         lambda title: contextlib.nullcontext()
     )
@@ -247,6 +248,11 @@ def _prepare_out_dir(out_dir: Path) -> None:
     except OSError as exc:
         raise ConfigError(f"out-dir: cannot write to {out_dir}: {exc.strerror}",
                           hint="choose a writable `out-dir`") from None
+
+
+def _clear_previous_run(out_dir: Path) -> None:
+    """Remove the previous run's stage files, only once this run's inputs have been checked, so a
+    typo in the configuration never destroys finished work."""
     for sub in ("stages", "final"):
         shutil.rmtree(out_dir / sub, ignore_errors=True)
 
@@ -306,6 +312,7 @@ def _setup(config: Config, env: Mapping[str, str], report: Report, out_dir: Path
     hooks.echo(f"scaleup-ci: {dataset.describe()} · budget {budget:g} s (reserve {reserve:.1f} s) · "
                f"{hw.cpus:g} CPUs · memory limit "
                f"{lim.memory_bytes if lim.memory_bytes else 'none'} bytes")
+    _clear_previous_run(out_dir)
     state.save()
     return state
 
@@ -521,14 +528,21 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
     while True:
         if state.cancel is not None and state.cancel.is_set:
             break
-        largest = max((r.n for r in done if r.ok and r.name != "mini"
-                       or (r.ok and config.mini_file is None)), default=0)
+        # A partial (stopped) stage is no finished size: max is planned past the full ones.
+        largest = max((r.n for r in done if r.ok and not r.partial and (
+            r.name != "mini" or config.mini_file is None)), default=0)
         pending = [x for x in pending if x > largest]
         overhead = max(state.overheads[-3:], default=0.5)
         remaining = end - time.monotonic() - overhead
-        step_args: dict[str, Any] = dict(pending=pending, remaining=remaining, margin=config.safety_margin,
-                         largest_done=largest, memory_limit=state.limits.memory_bytes,
-                         rule=config.planner, intermediate=not killed_extra)
+        # A progressive max needs no accurate extrapolation: intermediate stages would only spend
+        # the time that max turns into records.
+        will_be_progressive = (config.progressive == "auto" and config.schema_target == "record"
+                               and any(r.incremental for r in done if r.ok)
+                               and config.planner == "fit")
+        step_args: dict[str, Any] = dict(
+            pending=pending, remaining=remaining, margin=config.safety_margin,
+            largest_done=largest, memory_limit=state.limits.memory_bytes, rule=config.planner,
+            intermediate=not killed_extra and not will_be_progressive)
         step = planner.next_step(points, dataset_size=known_size(), **step_args)
         if state.dataset_size is None and (step.action != "stage" or step.n not in fixed):
             step = planner.next_step(points, dataset_size=state.size(), **step_args)
@@ -687,11 +701,15 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
     now = time.monotonic()
     # Time after SIGTERM: the grace period, draining the pipes, validating, writing the report.
     finish = state.grace + 0.5 + _validation_allowance(n)
+    grace = state.grace
     if progressive and points:
         # The records land validated already: only the ones the time allows need a final pass.
         rate = max(p.n / p.seconds for p in points if p.seconds > 0)
         est = min(n, int(rate * max(0.0, end - now) * 1.5) + 1)
-        finish = state.grace + 0.3 + _validation_allowance(est)
+        # The stop is planned (SCALEUP_DEADLINE tells the script when), so the grace after
+        # SIGTERM is a short share of the time left; a slow exit is covered by the reserve.
+        grace = min(state.grace, max(0.25, 0.02 * max(0.0, end - now)))
+        finish = grace + 0.2 + est / 200_000
     budget_left = end - now - finish
     if progressive:
         kill_at = now + max(0.0, budget_left)
@@ -713,7 +731,7 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
         name=name, n=n, command=config.command, shell=config.shell,
         cwd=config.working_directory, stage_dir=stage_dir, input_path=input_path.resolve(),
         output_path=output_path.resolve(), full_path=Path(config.full_file).resolve(),
-        base_env=state.env, kill_at=kill_at, grace=state.grace,
+        base_env=state.env, kill_at=kill_at, grace=grace,
         memory_limit=state.limits.watchdog_bytes,
         watchdog=mode != "none",
         rlimit_data=state.limits.data_bytes,
@@ -733,7 +751,8 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
     title += f", limit {limit:.1f} s" + (" (progressive)" if progressive else "")
     with state.hooks.stage_group(title):
         state.hooks.echo(f"scaleup-ci: {title}")
-        res = run_stage(spec, echo=state.hooks.echo, cancel=state.cancel)
+        res = run_stage(spec, echo=state.hooks.echo, echo_err=state.hooks.echo_err,
+                        cancel=state.cancel)
     res.pass_no = pass_no
     if res.ok and _all_identical(output_path, res.records):
         msg = (f"stage {name}: all {res.records} output records are identical — this looks like "

@@ -28,6 +28,10 @@ from scaleup_ci.validate import RecordValidator, StreamValidator, ValidationResu
 PLACEHOLDERS = ("input", "output", "n", "stage", "full")
 _PLACEHOLDER_RE = re.compile(r"\{(input|output|n|stage|full)\}")
 _SAMPLE_EVERY = 0.1
+#: The first process-tree sample comes this long after the start, not at once: a sample scans
+#: every process of the machine (~2-3 ms), and a stage that ends sooner needs none (its peak comes
+#: from the cgroup's high-water mark or wait4's ru_maxrss, its CPU time from wait4).
+_FIRST_SAMPLE = 0.02
 _ECHO_CAP = 1 << 20  # bytes echoed per stream per stage; the log files keep everything
 _FOLLOW_CHUNK = 1 << 20  # bytes read at a time from the output file being followed
 _FOLLOW_PER_POLL = 16 << 20  # bytes validated per loop pass while the script runs
@@ -397,6 +401,7 @@ class CancelToken:
 
 
 def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
+              echo_err: Callable[[str], None] | None = None,
               cancel: CancelToken | None = None) -> StageResult:
     """Run one stage to completion or to its limit and return what happened."""
     stage_dir = spec.stage_dir
@@ -430,11 +435,12 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
                              f"({exc.strerror or exc}); the process-tree watchdog enforces memory")
     wrapped = limits_mod.trampoline_argv(
         argv, data_bytes=spec.rlimit_data, as_bytes=spec.rlimit_as, cpu_seconds=spec.cpu_seconds,
-        env=env, cgroup_procs=cgroup.procs_file if cgroup is not None else None,
+        env=env, cgroup_procs=cgroup.procs_file if cgroup is not None else None, compiled=True,
     )
     prefix = f"[{spec.name}] "
     out_pump = _LogPump(stage_dir / "stdout.log", prefix, echo, spec.log_max_bytes, spec.redact)
-    err_pump = _LogPump(stage_dir / "stderr.log", prefix, echo, spec.log_max_bytes, spec.redact)
+    err_pump = _LogPump(stage_dir / "stderr.log", prefix, echo_err or echo, spec.log_max_bytes,
+                        spec.redact)
     follower = _OutputFollower(spec)
     started = time.monotonic()
     try:
@@ -466,7 +472,7 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
     killed_hard = False
     status: int | None = None
     rusage: Any = None
-    last_sample = 0.0
+    last_sample = started - _SAMPLE_EVERY + _FIRST_SAMPLE
     last_progress = started
     sample = None
 
@@ -624,7 +630,9 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
                 follower.line_no += 1
                 follower.stream.feed(tail, follower.line_no)
         follower.close()
-        vres = follower.stream.result(expected=None if stopped else spec.expected)
+        # With fail-fast the stream stops counting at the first bad record: a count would lie.
+        halted = bool(getattr(follower.stream, "stopped", False))
+        vres = follower.stream.result(expected=None if stopped or halted else spec.expected)
     elif follower.failed and follower.stream is not None:
         follower.close()
         vres = follower.stream.result(expected=None)
@@ -633,7 +641,7 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         vres = validate_output(spec.output_path, spec.validator,
                                expected=None if stopped else spec.expected,
                                target=spec.target, max_errors=spec.max_errors)
-    _process_problem(res, stopped)
+    _process_problem(res, stopped, _last_error_line(stage_dir / "stderr.log"))
     _apply_validation(res, vres)
     if follower.first_record_at is not None and res.wall_seconds > 0.2:
         res.incremental = (follower.first_record_at - started) < 0.8 * res.wall_seconds
@@ -646,7 +654,17 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
     return res
 
 
-def _process_problem(res: StageResult, stopped: bool) -> None:
+def _last_error_line(path: Path) -> str | None:
+    """The script's last non-blank stderr line (usually the exception), for the one-line message."""
+    tail = _tail_bytes(path, 4096).decode("utf-8", errors="replace").strip().splitlines()
+    for line in reversed(tail):
+        line = line.strip()
+        if line and not line.startswith("[scaleup-ci"):
+            return line[:300]
+    return None
+
+
+def _process_problem(res: StageResult, stopped: bool, last_err: str | None = None) -> None:
     """Say how the process ended, before any complaint about its output (which follows from it)."""
     if stopped or res.problem is not None:
         return
@@ -661,6 +679,8 @@ def _process_problem(res: StageResult, stopped: bool) -> None:
             res.problem += ": " + res.evidence[0]
     elif res.exit_code not in (0, None):
         res.problem = f"the script exited with code {res.exit_code}"
+        if last_err:
+            res.problem += f" ({last_err})"
 
 
 def _apply_validation(res: StageResult, vres: ValidationResult) -> None:
