@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import math
 import os
@@ -24,8 +25,6 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from .errors import ConfigError
 
@@ -395,28 +394,37 @@ class _DuplicateKey(Exception):
         self.key, self.line, self.first_line = key, line, first_line
 
 
-class _StringLoader(yaml.BaseLoader):
-    """Every scalar is a string (no YAML 1.1 coercions); duplicate keys are an error."""
+@functools.cache
+def _string_loader() -> Any:
+    """The YAML loader class, built on first use (PyYAML is imported only for a config file)."""
+    import yaml
 
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:  # noqa: FBT001, FBT002
-        if not isinstance(node, yaml.MappingNode):
-            raise yaml.constructor.ConstructorError(
-                None, None, f"expected a mapping, found {node.id}", node.start_mark
-            )
-        mapping = _LinedDict()
-        mapping.lines = {}
-        for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, str):
+    class _StringLoader(yaml.BaseLoader):  # type: ignore[misc]
+        """Every scalar is a string (no YAML 1.1 coercions); duplicate keys are an error."""
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:  # noqa: FBT001, FBT002
+            if not isinstance(node, yaml.MappingNode):
                 raise yaml.constructor.ConstructorError(
-                    None, None, "a key must be a plain name", key_node.start_mark
+                    None, None, f"expected a mapping, found {node.id}", node.start_mark
                 )
-            line = key_node.start_mark.line + 1
-            if key in mapping:
-                raise _DuplicateKey(key, line, mapping.lines[key])
-            mapping[key] = self.construct_object(value_node, deep=deep)
-            mapping.lines[key] = line
-        return mapping
+            mapping = _LinedDict()
+            mapping.lines = {}
+            for key_node, value_node in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, str):
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "a key must be a plain name", key_node.start_mark
+                    )
+                line = key_node.start_mark.line + 1
+                if key in mapping:
+                    raise _DuplicateKey(key, line, mapping.lines[key])
+                mapping[key] = self.construct_object(value_node, deep=deep)
+                mapping.lines[key] = line
+            return mapping
+
+
+
+    return _StringLoader
 
 
 def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
@@ -426,8 +434,10 @@ def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         raise ConfigError(f"{path}: not UTF-8 text ({exc})", hint="save the file as UTF-8") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
+    import yaml
+
     try:
-        data = yaml.load(text, Loader=_StringLoader)  # noqa: S506 - BaseLoader builds only str/list/dict
+        data = yaml.load(text, Loader=_string_loader())  # noqa: S506 - BaseLoader builds only str/list/dict
     except _DuplicateKey as exc:
         raise ConfigError(
             f"{path}, line {exc.line}: duplicate key {exc.key!r} "

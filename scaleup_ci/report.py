@@ -357,8 +357,10 @@ class Report:
                     f"killed by {s['killed_by']}" if s.get("killed_by") else "",
                     (s.get("problem") or "")[:120]) if x),
             ])
-        table = simple_table(rows, ["stage", "n", "time", "predicted", "peak mem", "exit",
-                                    "valid", "note"])
+        from tabulate import tabulate  # imported here: only the final console table needs it
+
+        table = tabulate(rows, headers=["stage", "n", "time", "predicted", "peak mem", "exit",
+                                        "valid", "note"], tablefmt="simple")
         text = [table, "", self.headline().replace("**", "")]
         if self.reason:
             text.append(f"why: {self.reason}")
@@ -366,42 +368,6 @@ class Report:
             text.append(f"whole dataset ({self.plan.get('dataset_size', 0):,}) predicted: "
                         f"{fmt_seconds(self.plan['predicted_full_seconds'])}")
         return "\n".join(text)
-
-
-def _is_number(cell: Any) -> bool:
-    if isinstance(cell, bool):
-        return False
-    if isinstance(cell, (int, float)):
-        return True
-    if isinstance(cell, str):
-        try:
-            float(cell)
-        except ValueError:
-            return False
-        return True
-    return False
-
-
-def simple_table(rows: list[list[Any]], headers: list[str]) -> str:
-    """A plain-text table like tabulate's ``simple`` format (without importing tabulate, which
-    costs ~10 ms of every run's start-up): columns two spaces apart, a dashed rule under the
-    headers, each column at least its header plus two wide, numeric columns right-aligned.
-    ``None`` and empty cells are blank and do not decide a column's alignment."""
-    ncol = len(headers)
-    cells = [["" if c is None else " ".join(str(c).split("\n")) for c in row] + [""] * (
-        ncol - len(row)) for row in rows]
-    right = []
-    for j in range(ncol):
-        filled = [row[j] for row in rows if j < len(row) and row[j] not in (None, "")]
-        right.append(bool(filled) and all(_is_number(c) for c in filled))
-    widths = [max([len(headers[j]) + 2] + [len(r[j]) for r in cells]) for j in range(ncol)]
-
-    def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if r else v.ljust(w)
-                         for v, w, r in zip(values, widths, right, strict=True)).rstrip()
-
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths)]
-                     + [line(r) for r in cells])
 
 
 def _formula(kind: Any) -> str:
