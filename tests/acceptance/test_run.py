@@ -145,3 +145,78 @@ def test_bad_config_exits_2_with_did_you_mean(tmp_path: Path, dataset: Path) -> 
     assert r.code == 2
     assert "time-budget" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_final_pass_reruns_and_compares(tmp_path: Path) -> None:
+    """final-pass reruns the sequence up to the final count and compares outputs and timings."""
+    data = write_dataset(tmp_path / "d.jsonl", 120)
+    r = run_cli(tmp_path, "run", "--command", _eval(), "--full-file", str(data),
+                "--schema", str(SCHEMA), "--time-budget", "60s", "--final-pass")
+    assert r.code == 0, r.stdout + r.stderr
+    rep = r.report
+    passes = {s.get("pass_no") for s in rep["stages"]}
+    assert passes == {1, 2}
+    comps = rep["final_pass"]["comparisons"]
+    assert {c["stage"] for c in comps} >= {"mini", "10", "50", "100", "max"}
+    assert all(c["differing_records"] == 0 for c in comps)
+    assert (r.out_dir / "stages" / "max-pass2" / "output.jsonl").exists()
+
+
+def test_final_pass_reports_nondeterministic_records(tmp_path: Path) -> None:
+    """Records that differ between the two passes are counted and warned about."""
+    data = write_dataset(tmp_path / "d.jsonl", 60)
+    script = tmp_path / "noisy.py"
+    script.write_text(
+        "import json, sys, random\n"
+        "rows = [json.loads(x) for x in open(sys.argv[1]) if x.strip()]\n"
+        "with open(sys.argv[2], 'w') as out:\n"
+        "    for r in rows:\n"
+        "        out.write(json.dumps({'id': r['id'], 'score': random.random(), 'length': 1}) + '\\n')\n")
+    import shlex
+    import sys
+
+    cmd = shlex.join([sys.executable, str(script), "{input}", "{output}"])
+    r = run_cli(tmp_path, "run", "--command", cmd, "--full-file", str(data), "--schema",
+                str(SCHEMA), "--time-budget", "60s", "--final-pass", "--stages", "10,max")
+    assert r.code == 0, r.stdout + r.stderr
+    comps = {c["stage"]: c for c in r.report["final_pass"]["comparisons"]}
+    assert comps["max"]["differing_records"] == 60
+    assert any("not deterministic" in w for w in r.report["warnings"])
+
+
+def test_mock_guard_warns_and_can_fail(tmp_path: Path, dataset: Path) -> None:
+    """A command naming a mock script warns by default and exits 2 with mock-guard: fail."""
+    mock = tmp_path / "mock_eval.py"
+    mock.write_text((Path(__file__).parent / "scripts" / "eval_script.py").read_text())
+    import shlex
+    import sys
+
+    cmd = shlex.join([sys.executable, str(mock), "{input}", "{output}"])
+    r = run_cli(tmp_path, "run", "--command", cmd, "--full-file", str(dataset), "--schema",
+                str(SCHEMA), "--time-budget", "60s", "--stages", "mini,10")
+    assert r.code == 0, r.stdout + r.stderr
+    assert any("mock" in w for w in r.report["warnings"])
+    r = run_cli(tmp_path, "run", "--command", cmd, "--full-file", str(dataset), "--schema",
+                str(SCHEMA), "--time-budget", "60s", "--stages", "mini,10", "--mock-guard", "fail")
+    assert r.code == 2
+    assert "mock" in r.stderr
+
+
+def test_identical_records_are_flagged(tmp_path: Path) -> None:
+    """Ten or more identical output records raise the mock warning."""
+    data = write_dataset(tmp_path / "d.jsonl", 40)
+    script = tmp_path / "same.py"
+    script.write_text(
+        "import json, sys\n"
+        "n = sum(1 for x in open(sys.argv[1]) if x.strip())\n"
+        "with open(sys.argv[2], 'w') as out:\n"
+        "    for _ in range(n):\n"
+        "        out.write(json.dumps({'id': 'x', 'score': 0.5, 'length': 1}) + '\\n')\n")
+    import shlex
+    import sys
+
+    cmd = shlex.join([sys.executable, str(script), "{input}", "{output}"])
+    r = run_cli(tmp_path, "run", "--command", cmd, "--full-file", str(data), "--schema",
+                str(SCHEMA), "--time-budget", "60s", "--stages", "10,max")
+    assert r.code == 0, r.stdout + r.stderr
+    assert any("identical" in w for w in r.report["warnings"])
