@@ -561,7 +561,7 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
             res = run(str(n), n, step.predicted_seconds,
                       limit=None if is_fixed else step.limit_seconds)
             if not is_fixed:
-                res.notes.append("intermediate stage: " + step.reason)
+                res.notes.append(step.reason)
             if not res.ok:
                 if not is_fixed and res.killed_by == "deadline":
                     # Costlier than predicted: drop it and plan max from the stages before it.

@@ -20,7 +20,10 @@ The kind is selected by an information criterion, ``sse / sigma**2 + 2 * params`
 noise scale fixed at the pooled, prior-shrunk scatter of the power fit. (AICc is reported in
 ``goodness`` too, but with the 4-6 points a run has, its small-sample term swamps the fit: it
 picks a constant for clearly quadratic timings.) When kinds are within 2 of the best,
-:func:`choose` predicts with the most pessimistic one at the target ``n``.
+:func:`choose` predicts with the most pessimistic one at the target ``n``. Sizing ``max`` keeps
+the best kind as the centre and lets a more pessimistic tied kind raise the pessimistic edge
+(its own prediction plus the run's scatter): centring on the pessimistic kind *and* adding the
+band on top would count the same uncertainty twice (see :func:`_upper_at`).
 
 Uncertainty
 -----------
@@ -962,7 +965,10 @@ def next_step(
             limit = min(
                 _stage_limit_for(usable, s, pred, remaining), INTERMEDIATE_LIMIT_SHARE * remaining
             )
-            return Step("stage", s, pred, limit, why, plan)
+            # A stage whose own prediction (with the margin) does not fit its limit would only be
+            # killed: go straight to max instead.
+            if pred * (1 + margin) <= limit:
+                return Step("stage", s, pred, limit, why, plan)
     return Step(
         "max",
         plan.max_n,

@@ -371,3 +371,13 @@ def test_simulated_suite_pooled_kills_and_utilisation() -> None:
         utils += [r.utilisation for r in res if r.budget_limited]
     assert sum(kills) / len(kills) <= 0.12
     assert statistics.median(utils) >= 0.65
+
+
+def test_plan_centres_on_the_best_model_and_a_tied_pessimistic_one_bounds_the_edge() -> None:
+    """The planning centre is the best-criterion model; a tied, more pessimistic model raises the
+    pessimistic edge to at least its own prediction, so it still bounds max."""
+    lin = _model("linear", 10.0, a=1.0, b=1.0)
+    steep = _model("power", 11.0, a=1.0, b=0.1, k=1.5)
+    centre, up = planner._upper_at([lin, steep], 10_000)
+    assert centre is lin
+    assert up >= steep.predict(10_000)
