@@ -503,7 +503,7 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
         left = end - time.monotonic()
         res = _run_one(state, name, n, pass_no=pass_no, end=end, predicted=predicted,
                        progressive=progressive, points=points, limit=limit)
-        res.remaining_at_start = round(max(0.0, left), 3)  # type: ignore[attr-defined]
+        res.remaining_at_start = round(max(0.0, left), 3)
         done.append(res)
         state.save()
         return res

@@ -155,6 +155,7 @@ class StageResult:
     fail_fast: bool = False
     predicted_seconds: float | None = None
     limit_seconds: float | None = None
+    remaining_at_start: float | None = None  # budget left (to the work end) when it started
     skipped: bool = False
     stage_dir: str = ""
     input_path: str = ""
