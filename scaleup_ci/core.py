@@ -651,7 +651,10 @@ def _fail(state: _State, res: StageResult) -> None:
             report.reason += f" ({'; '.join(res.evidence)})"
     else:
         report.exit_code = 1
-        report.reason = f"stage {res.name} ({res.n:,} examples) failed: {res.problem or 'invalid output'}{first}"
+        problem = res.problem or "invalid output"
+        # The problem may already name the first bad record; say it once.
+        tail = "" if problem.startswith("invalid output: record") else first
+        report.reason = f"stage {res.name} ({res.n:,} examples) failed: {problem}{tail}"
         if res.killed_by == "invalid-output" or res.fail_fast:
             report.reason = (f"stage {res.name} ({res.n:,} examples) was stopped at the first "
                              f"invalid record{first}")
