@@ -500,12 +500,9 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
 
     def run(name: str, n: int, predicted: float | None, *, progressive: bool = False,
             limit: float | None = None) -> StageResult:
-        left = end - time.monotonic()
         res = _run_one(state, name, n, pass_no=pass_no, end=end, predicted=predicted,
                        progressive=progressive, points=points, limit=limit)
-        res.remaining_at_start = round(max(0.0, left), 3)
         done.append(res)
-        state.save()
         return res
 
     def record(res: StageResult) -> None:
@@ -688,6 +685,7 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
              predicted: float | None, progressive: bool,
              points: list[planner.Point], limit: float | None = None) -> StageResult:
     config = state.config
+    remaining_at_start = round(max(0.0, end - time.monotonic()), 3)
     _check_disk(state, name, n, progressive=progressive, end=end)
     stage_dir = _stage_paths(state, name, pass_no)
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -757,6 +755,7 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
         res = run_stage(spec, echo=state.hooks.echo, echo_err=state.hooks.echo_err,
                         cancel=state.cancel)
     res.pass_no = pass_no
+    res.remaining_at_start = remaining_at_start
     if res.ok and _all_identical(output_path, res.records):
         msg = (f"stage {name}: all {res.records} output records are identical — this looks like "
                "mock output")

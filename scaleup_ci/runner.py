@@ -283,6 +283,9 @@ class _OutputFollower:
             spec.validator, target="record", max_errors=spec.max_errors, fail_fast=spec.fail_fast
         ) if spec.target == "record" else None
         self.first_record_at: float | None = None
+        # Polls (while the script still ran) that found new records: two or more mean the
+        # records arrived over time, not in one burst at the end.
+        self.polls_with_records = 0
         self.failed = False
 
     def poll(self, final: bool = False) -> None:
@@ -296,6 +299,15 @@ class _OutputFollower:
         # Bounded reads (memory stays flat for a 1,000,000-record output) and a bounded amount of
         # work per call, so the loop still watches the deadline; ``final`` reads to the end.
         budget = None if final else _FOLLOW_PER_POLL
+        before = self.stream.records
+        try:
+            self._read(budget)
+        finally:
+            if not final and self.stream.records > before:
+                self.polls_with_records += 1
+
+    def _read(self, budget: int | None) -> None:
+        assert self.stream is not None and self.fh is not None
         while budget is None or budget > 0:
             chunk = self.fh.read(_FOLLOW_CHUNK)
             if not chunk:
@@ -645,7 +657,8 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
     _process_problem(res, stopped, _last_error_line(stage_dir / "stderr.log"))
     _apply_validation(res, vres)
     if follower.first_record_at is not None and res.wall_seconds > 0.2:
-        res.incremental = (follower.first_record_at - started) < 0.8 * res.wall_seconds
+        res.incremental = ((follower.first_record_at - started) < 0.8 * res.wall_seconds
+                           or follower.polls_with_records >= 2)
     if stopped and res.killed_by == "deadline" and res.valid and res.records > 0:
         res.partial = True
     if self_stopped and res.valid and 0 < res.records < spec.n:

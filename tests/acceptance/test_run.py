@@ -220,3 +220,18 @@ def test_identical_records_are_flagged(tmp_path: Path) -> None:
                 str(SCHEMA), "--time-budget", "60s", "--stages", "10,max")
     assert r.code == 0, r.stdout + r.stderr
     assert any("identical" in w for w in r.report["warnings"])
+
+
+def test_incremental_output_after_a_slow_start_is_detected(tmp_path: Path) -> None:
+    """A script with a 2 s start-up that then writes records one by one gets a progressive max
+    that uses most of the time left and keeps a valid prefix."""
+    data = write_dataset(tmp_path / "big.jsonl", 20000)
+    r = run_cli(tmp_path, "run", "--command", _eval("--startup", "2", "--sleep", "0.002"),
+                "--full-file", str(data), "--schema", str(SCHEMA), "--time-budget", "25s")
+    assert r.code == 0, r.stdout + r.stderr
+    mx = r.stage("max")
+    assert mx["partial"] is True and mx["killed_by"] == "deadline"
+    assert mx["wall_seconds"] >= 0.7 * mx["remaining_at_start"]
+    assert r.report["elapsed_seconds"] <= 25
+    lines = (r.out_dir / "final" / "output.jsonl").read_text().splitlines()
+    assert len(lines) == mx["records"] > 200
