@@ -471,9 +471,11 @@ def _describe_memory(mode: str, memory: int | None, rlimit_bytes: int | None,
         f" sampling every {WATCHDOG_INTERVAL:g} s"
     )
     if mode == "rlimit-data+watchdog":
-        return f"RLIMIT_DATA={format_bytes(rlimit_bytes)} per process (trampoline) + {watchdog}"
+        return (f"RLIMIT_DATA={format_bytes(rlimit_bytes)} per process (set in the child before "
+                f"exec) + {watchdog}")
     if mode == "rlimit-as+watchdog":
-        return f"RLIMIT_AS={format_bytes(rlimit_bytes)} per process (trampoline) + {watchdog}"
+        return (f"RLIMIT_AS={format_bytes(rlimit_bytes)} per process (set in the child before "
+                f"exec) + {watchdog}")
     if mode == "watchdog":
         return watchdog
     if mode == "cgroup" and hw is not None and hw.cgroup is not None:
@@ -596,6 +598,87 @@ def _private_pyc(source: bytes) -> str | None:
     except (OSError, ValueError, SyntaxError):
         return None
     return str(target)
+
+
+def single_threaded() -> bool:
+    """True when this process runs exactly one thread (Linux ``/proc/self/status``, which also
+    counts threads started by C extensions).
+
+    Only then may Python code run between fork and exec (``preexec_fn``): with a second thread,
+    the child could inherit a lock that thread held and hang. Anywhere else the answer is False
+    and the runner uses the exec trampoline instead.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Threads:"):
+                    return int(line.split()[1]) == 1
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
+def _prctl() -> Any:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError, ImportError):
+        return None
+
+
+def child_setup(
+    *,
+    data_bytes: int | None,
+    as_bytes: int | None,
+    cpu_seconds: int | None,
+    cgroup_procs: Path | str | None = None,
+) -> Any:
+    """A ``preexec_fn`` doing the trampoline's work in the forked child, before exec.
+
+    Everything that can fail or allocate is prepared here, in the parent: the limits are clamped
+    to the inherited hard limits, the cgroup path is a plain string and libc's ``prctl`` is looked
+    up. The child then only makes system calls. Use it only when :func:`single_threaded` is True;
+    it saves a Python start (about 10 ms) per stage.
+    """
+    import resource
+
+    plan: list[tuple[int, int, int]] = []
+    for res, value, extra in ((resource.RLIMIT_DATA, data_bytes, 0),
+                              (resource.RLIMIT_AS, as_bytes, 0),
+                              (resource.RLIMIT_CPU, cpu_seconds, CPU_HARD_EXTRA)):
+        if value is None or value < 0:
+            continue
+        soft = max(int(value), 1) if res == resource.RLIMIT_CPU else int(value)
+        hard = soft + extra
+        _cur, cur_hard = resource.getrlimit(res)
+        if cur_hard != resource.RLIM_INFINITY:
+            hard = min(hard, cur_hard)
+            soft = min(soft, hard)
+        plan.append((res, soft, hard))
+    procs = str(cgroup_procs) if cgroup_procs is not None else None
+    prctl = _prctl()
+    setrlimit = resource.setrlimit
+
+    def setup() -> None:
+        for res, soft, hard in plan:
+            with contextlib.suppress(OSError, ValueError):
+                setrlimit(res, (soft, hard))
+        if procs is not None:
+            try:
+                fd = os.open(procs, os.O_WRONLY)
+                try:
+                    os.write(fd, str(os.getpid()).encode())
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass
+        if prctl is not None:
+            prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG = SIGKILL: the stage dies with scaleup-ci
+
+    return setup
 
 
 def trampoline_argv(

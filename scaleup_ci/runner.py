@@ -113,6 +113,9 @@ class StageSpec:
     # A script that stops itself near SCALEUP_DEADLINE with a valid prefix (exit 0, fewer
     # records than examples) keeps that prefix as a partial result instead of failing the count.
     allow_partial: bool = False
+    # How limits reach the child: "auto" (directly while single-threaded, else the trampoline),
+    # "direct" or "trampoline".
+    spawn: str = "auto"
     cgroup_dir: Path | None = None  # parent memory cgroup: run the stage in a child of it
     cgroup_version: int | None = None
     max_processes: int | None = None  # stop the stage when its tree holds more processes
@@ -446,10 +449,21 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         except OSError as exc:
             res.notes.append(f"could not create the stage's memory cgroup under {spec.cgroup_dir} "
                              f"({exc.strerror or exc}); the process-tree watchdog enforces memory")
-    wrapped = limits_mod.trampoline_argv(
-        argv, data_bytes=spec.rlimit_data, as_bytes=spec.rlimit_as, cpu_seconds=spec.cpu_seconds,
-        env=env, cgroup_procs=cgroup.procs_file if cgroup is not None else None, compiled=True,
-    )
+    procs_file = cgroup.procs_file if cgroup is not None else None
+    # Limits are applied in the child before exec: directly (preexec_fn) while scaleup-ci runs a
+    # single thread, which is safe and saves a Python start per stage; otherwise through the
+    # exec trampoline, which is safe with any number of threads.
+    preexec = None
+    if spec.spawn == "direct" or (spec.spawn == "auto" and limits_mod.single_threaded()):
+        preexec = limits_mod.child_setup(
+            data_bytes=spec.rlimit_data, as_bytes=spec.rlimit_as, cpu_seconds=spec.cpu_seconds,
+            cgroup_procs=procs_file)
+        wrapped = argv
+    else:
+        wrapped = limits_mod.trampoline_argv(
+            argv, data_bytes=spec.rlimit_data, as_bytes=spec.rlimit_as,
+            cpu_seconds=spec.cpu_seconds, env=env, cgroup_procs=procs_file, compiled=True,
+        )
     prefix = f"[{spec.name}] "
     out_pump = _LogPump(stage_dir / "stdout.log", prefix, echo, spec.log_max_bytes, spec.redact)
     err_pump = _LogPump(stage_dir / "stderr.log", prefix, echo_err or echo, spec.log_max_bytes,
@@ -459,16 +473,23 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
     try:
         proc = subprocess.Popen(
             wrapped, cwd=spec.cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+            stderr=subprocess.PIPE, start_new_session=True, close_fds=True, preexec_fn=preexec,
         )
     except OSError as exc:
         out_pump.close()
         err_pump.close()
         if cgroup is not None:
             cgroup.remove()
-        res.exit_code = 127
         res.cause = "script-error"
-        res.problem = f"could not start {argv[0]!r}: {exc.strerror}"
+        if isinstance(exc, FileNotFoundError):
+            res.exit_code = 127
+            res.problem = f"command not found: {argv[0]}"
+        elif isinstance(exc, PermissionError):
+            res.exit_code = 126
+            res.problem = f"command is not executable (permission denied): {argv[0]}"
+        else:
+            res.exit_code = 126
+            res.problem = f"could not start {argv[0]!r}: {exc.strerror or exc}"
         return res
     pgid = proc.pid
     monitor = TreeMonitor(proc.pid)

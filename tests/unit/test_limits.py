@@ -67,7 +67,7 @@ def test_auto_mode_on_linux_is_rlimit_data_and_watchdog() -> None:
     assert limits.mode == "rlimit-data+watchdog"
     assert (limits.data_bytes, limits.as_bytes, limits.watchdog_bytes) == (2 * GIB, None, 2 * GIB)
     assert limits.memory_source == "explicit"
-    assert limits.enforcement["memory"].startswith("RLIMIT_DATA=2.0 GiB per process (trampoline)")
+    assert limits.enforcement["memory"].startswith("RLIMIT_DATA=2.0 GiB per process (set in the child")
     assert "sampling every 0.1 s" in limits.enforcement["memory"]
 
 
@@ -467,3 +467,34 @@ def test_sigxcpu_is_cpu_and_exit_1_is_script_error() -> None:
     """SIGXCPU is the CPU limit; a plain non-zero exit is a script error."""
     assert _classified(-24).cause == "cpu"  # type: ignore[attr-defined]
     assert _classified(1).cause == "script-error"  # type: ignore[attr-defined]
+
+
+def test_single_threaded_sees_a_second_thread() -> None:
+    """single_threaded() turns False while another thread runs, so preexec_fn is not used then."""
+    import threading
+
+    from scaleup_ci.limits import single_threaded
+
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert single_threaded() is False
+    finally:
+        stop.set()
+        t.join()
+
+
+def test_child_setup_applies_limits_before_exec() -> None:
+    """The preexec_fn sets RLIMIT_DATA and RLIMIT_CPU (soft < hard) in the child before exec."""
+    import subprocess
+    import sys
+
+    from scaleup_ci.limits import child_setup
+
+    setup = child_setup(data_bytes=300 * 2**20, as_bytes=None, cpu_seconds=7)
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import resource as r; print(r.getrlimit(r.RLIMIT_DATA), r.getrlimit(r.RLIMIT_CPU))"],
+        preexec_fn=setup, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"({300 * 2**20}, {300 * 2**20}) (7, 12)"
