@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -304,7 +305,8 @@ def test_bad_json_schema_names_line_and_column(tmp_path: Path) -> None:
     path.write_text('{\n  "type": "object",\n}\n')
     with pytest.raises(InputError) as info:
         load_schema(path)
-    assert f"{path}:3:1" in str(info.value) and info.value.hint
+    # Python 3.13 points at the trailing comma (2:19), earlier versions at the brace (3:1).
+    assert re.search(re.escape(str(path)) + r":[23]:\d+", str(info.value)) and info.value.hint
 
 
 def test_bad_yaml_schema_names_line(tmp_path: Path) -> None:
