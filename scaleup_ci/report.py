@@ -375,14 +375,21 @@ def _formula(kind: Any) -> str:
             "constant": "a"}.get(str(kind), "a + b·f(n)")
 
 
-def _read_tail(path: Path, n: int) -> str:
+def tail_bytes(path: Path, n: int) -> tuple[bytes, int]:
+    """The last ``n`` bytes of a file and its size; empty when it cannot be read."""
     try:
         with path.open("rb") as fh:
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
             fh.seek(max(0, size - n))
-            data = fh.read()
+            return fh.read(), size
     except OSError:
+        return b"", 0
+
+
+def _read_tail(path: Path, n: int) -> str:
+    data, size = tail_bytes(path, n)
+    if not data:
         return ""
     text = data.decode("utf-8", errors="replace")
     if size > n:

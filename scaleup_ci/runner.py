@@ -23,6 +23,7 @@ from typing import Any
 from scaleup_ci import limits as limits_mod
 from scaleup_ci.errors import ConfigError
 from scaleup_ci.monitor import TreeMonitor
+from scaleup_ci.report import tail_bytes
 from scaleup_ci.validate import RecordValidator, StreamValidator, ValidationResult, validate_output
 
 PLACEHOLDERS = ("input", "output", "n", "stage", "full")
@@ -260,17 +261,6 @@ def _classify(res: StageResult, stderr_tail: bytes, our_kill: str | None, cpu_li
     if status > 0:
         res.cause = "script-error"
         res.evidence.append(f"exit code {status}")
-
-
-def _tail_bytes(path: Path, n: int) -> bytes:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - n))
-            return fh.read()
-    except OSError:
-        return b""
 
 
 class _OutputFollower:
@@ -644,7 +634,7 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         else:
             res.peak_rss_bytes = monitor.peak_rss_bytes
             res.peak_rss_source = f"process-tree RSS sampled every {_SAMPLE_EVERY:g} s"
-    _classify(res, _tail_bytes(stage_dir / "stderr.log", 64 * 1024), our_kill, spec.cpu_seconds,
+    _classify(res, tail_bytes(stage_dir / "stderr.log", 64 * 1024)[0], our_kill, spec.cpu_seconds,
               status, oom_kills=oom_kills, have_oom_counter=cgroup is not None)
 
     # Validate what the script wrote.
@@ -691,7 +681,7 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
 
 def _last_error_line(path: Path) -> str | None:
     """The script's last non-blank stderr line (usually the exception), for the one-line message."""
-    tail = _tail_bytes(path, 4096).decode("utf-8", errors="replace").strip().splitlines()
+    tail = tail_bytes(path, 4096)[0].decode("utf-8", errors="replace").strip().splitlines()
     for line in reversed(tail):
         line = line.strip()
         if line and not line.startswith("[scaleup-ci"):
