@@ -530,7 +530,9 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
             r.name != "mini" or config.mini_file is None)), default=0)
         pending = [x for x in pending if x > largest]
         overhead = max(state.overheads[-3:], default=0.5)
-        remaining = end - time.monotonic() - overhead
+        # What a stage can really use: the time to the end, less the tool's own per-stage work
+        # and what stopping a stage at its limit takes (grace, drain, validation; see _run_one).
+        remaining = end - time.monotonic() - overhead - (state.grace + 0.5 + 0.2)
         # A progressive max needs no accurate extrapolation: intermediate stages would only spend
         # the time that max turns into records.
         will_be_progressive = (config.progressive == "auto" and config.schema_target == "record"

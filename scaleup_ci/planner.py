@@ -962,12 +962,15 @@ def next_step(
                 f"intermediate stage {s}: predicted {_fmt_s(pred)}, to shorten the "
                 f"extrapolation to max (now x{extrapolation_factor(plan.max_n, largest_done):.1f})"
             )
+            # Its limit: a share of the time left, but never below 1.5x its own prediction (with
+            # the margin), or it would be killed for sure. A stage needing more than half of what
+            # is left is not worth it: go straight to max instead.
+            need = pred * (1 + margin)
             limit = min(
-                _stage_limit_for(usable, s, pred, remaining), INTERMEDIATE_LIMIT_SHARE * remaining
+                _stage_limit_for(usable, s, pred, remaining),
+                max(INTERMEDIATE_LIMIT_SHARE * remaining, 1.5 * need),
             )
-            # A stage whose own prediction (with the margin) does not fit its limit would only be
-            # killed: go straight to max instead.
-            if pred * (1 + margin) <= limit:
+            if need <= 0.5 * remaining and need <= limit:
                 return Step("stage", s, pred, limit, why, plan)
     return Step(
         "max",
