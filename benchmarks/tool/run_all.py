@@ -180,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
               f"stages) -> ratio {o['ratio']:.0f}x")
         print(f"  all-in: {o['per_stage_ms']:.1f} ms per stage (start-up {o['startup_ms']:.0f} ms "
               "included: Python, imports, config, hardware)")
-        print(f"  stage loop only: {o['loop_per_stage_ms']:.1f} ms per stage (includes the "
-              "rlimit trampoline, a Python start per stage)")
+        print(f"  stage loop only: {o['loop_per_stage_ms']:.1f} ms per stage (spawn with the "
+              "limits applied, watch, validate, write the report)")
         load = " ".join(f"{x:.2f}" for x in o["load_average"])
         print(f"  CPU time (user + system, tool and children): {o['cpu_per_stage_ms']:.1f} ms per "
               f"stage; load average {load} (1/5/15 min before, 1 min after: wall figures grow "
