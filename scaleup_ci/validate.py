@@ -40,6 +40,11 @@ try:  # pragma: no cover - exercised only when the wheel is missing
 except ImportError:  # pragma: no cover
     jsonschema_rs = None  # type: ignore[assignment]
 
+try:  # strict JSON (no NaN/Infinity) from bytes, 2-3x faster than json.loads
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - the stdlib parser does the same, slower
+    _fast_loads = None  # type: ignore[assignment]
+
 __all__ = [
     "RecordError",
     "RecordValidator",
@@ -580,10 +585,14 @@ class StreamValidator:
             self.last_line = max(self.last_line, line_no)
             return line_no + 1
         records = self.records
+        # orjson parses the bytes directly and is as strict as ``decode`` (NaN and Infinity are
+        # errors); anything it refuses (a BOM, a blank line, an integer beyond 64 bits, bad
+        # JSON) takes the slow path, which decides with the stdlib parser and explains.
+        fast_loads = _fast_loads
         for line in lines:
             line_no += 1
             try:
-                obj = decode(line.decode())
+                obj = fast_loads(line) if fast_loads is not None else decode(line.decode())
             except (ValueError, RecursionError):
                 # Slow path: blank line, BOM, parse error.
                 self.records = records

@@ -579,3 +579,13 @@ def test_record_validator_builds_jsonschema_lazily() -> None:
     assert v._slow_validator is None
     assert v.check({"id": "a"}, 0)
     assert v._slow_validator is not None
+
+
+def test_integers_beyond_64_bits_are_valid_json(tmp_path: Path) -> None:
+    """A record with an integer beyond 64 bits is valid: the fast parser refuses it, the stdlib
+    parser accepts it, and the stdlib decides."""
+    out = tmp_path / "o.jsonl"
+    out.write_text('{"n": 1}\n{"n": ' + str(2**70) + '}\n')
+    v = RecordValidator({"type": "object", "properties": {"n": {"type": "integer"}}})
+    res = validate_output(out, v, expected=2)
+    assert res.valid and res.records == 2
