@@ -130,9 +130,8 @@ def _write_failed_report(out_dir: Path, exc: ScaleupError, budget: float) -> Any
     """A config error still leaves report.json and summary.md, when out-dir is writable."""
     from scaleup_ci.report import Report
 
-    rep = Report(budget_seconds=budget, status="failed", exit_code=exc.exit_code,
-                 reason=exc.message, out_dir=str(out_dir),
-                 error={"type": type(exc).__name__, "message": exc.message, "hint": exc.hint})
+    rep = Report(budget_seconds=budget, out_dir=str(out_dir))
+    rep.record_error(exc)
     with contextlib.suppress(OSError):
         out_dir.mkdir(parents=True, exist_ok=True)
         rep.write(out_dir)

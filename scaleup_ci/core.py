@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import json
 import math
 import re
@@ -87,6 +88,11 @@ class _State:
     overheads: list[float] = field(default_factory=list)
     best: StageResult | None = None
     redact: list[re.Pattern[bytes]] = field(default_factory=list)
+    mini: Dataset | None = None  # the mini-file, when one is given
+
+    def mini_n(self) -> int:
+        """The mini stage's size: the mini-file's examples, or the first MINI_N."""
+        return MINI_N if self.mini is None else self.mini.count()
 
     def size(self) -> int:
         """The dataset's example count, computed on first use."""
@@ -94,9 +100,6 @@ class _State:
             self.dataset_size = self.dataset.count()
             self.report.dataset["size"] = self.dataset_size
         return self.dataset_size
-
-    def remaining(self, end: float | None = None) -> float:
-        return (end if end is not None else self.work_end) - time.monotonic()
 
     def save(self) -> None:
         self.report.elapsed_seconds = time.monotonic() - self.t0
@@ -127,63 +130,58 @@ def _check_mock(config: Config, cmd_words: list[str]) -> list[str]:
     return found
 
 
+def _canonical_records(path: Path, *, lenient: bool) -> Iterator[str]:
+    """Each record of a JSONL or JSON-array output as canonical JSON (sorted keys).
+
+    A JSON document that is not a list is one record. An unparsable JSONL line raises
+    ``ValueError``, or with ``lenient`` is yielded as its raw text (so it still compares).
+    """
+    with path.open("rb") as fh:
+        head = fh.read(1)
+        fh.seek(0)
+        if head == b"[":
+            data = json.load(fh)
+            for x in data if isinstance(data, list) else [data]:
+                yield json.dumps(x, sort_keys=True)
+            return
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                yield json.dumps(json.loads(line), sort_keys=True)
+            except ValueError:
+                if not lenient:
+                    raise
+                yield line.decode("utf-8", "replace")
+
+
 def _all_identical(path: Path, records: int) -> bool:
     """True when an output of 10 or more records holds one record repeated."""
     if records < 10:
         return False
+    first: str | None = None
+    count = 0
     try:
-        with path.open("rb") as fh:
-            head = fh.read(1)
-            fh.seek(0)
-            if head == b"[":
-                data = json.load(fh)
-                items = [json.dumps(x, sort_keys=True) for x in data] if isinstance(data, list) else []
-                return len(items) >= 10 and len(set(items)) == 1
-            first: str | None = None
-            count = 0
-            for line in fh:
-                if not line.strip():
-                    continue
-                canon = json.dumps(json.loads(line), sort_keys=True)
-                if first is None:
-                    first = canon
-                elif canon != first:
-                    return False
-                count += 1
-            return count >= 10
+        for canon in _canonical_records(path, lenient=False):
+            if first is None:
+                first = canon
+            elif canon != first:
+                return False
+            count += 1
     except (OSError, ValueError):
         return False
+    return count >= 10
 
 
 def _compare_outputs(a: Path, b: Path) -> tuple[int, int, list[int]]:
     """Count records that differ between two JSONL/JSON outputs (first few indexes kept)."""
-    def records(p: Path) -> Iterator[str]:
-        with p.open("rb") as fh:
-            head = fh.read(1)
-            fh.seek(0)
-            if head == b"[":
-                data = json.load(fh)
-                for x in data if isinstance(data, list) else [data]:
-                    yield json.dumps(x, sort_keys=True)
-                return
-            for line in fh:
-                if line.strip():
-                    try:
-                        yield json.dumps(json.loads(line), sort_keys=True)
-                    except ValueError:
-                        yield line.decode("utf-8", "replace")
-
     differ = 0
     total = 0
     first: list[int] = []
     try:
-        ia, ib = records(a), records(b)
-        sentinel = object()
-        for i in range(10**12):
-            x = next(ia, sentinel)
-            y = next(ib, sentinel)
-            if x is sentinel and y is sentinel:
-                break
+        pairs = itertools.zip_longest(_canonical_records(a, lenient=True),
+                                      _canonical_records(b, lenient=True))
+        for i, (x, y) in enumerate(pairs):
             total += 1
             if x != y:
                 differ += 1
@@ -213,20 +211,14 @@ def run(config: Config, env: Mapping[str, str], *, hooks: Hooks | None = None,
     try:
         state = _setup(config, env, report, out_dir, t0, budget, reserve, hooks, cancel)
     except ScaleupError as exc:
-        report.status = "failed"
-        report.exit_code = exc.exit_code
-        report.error = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
-        report.reason = exc.message
+        report.record_error(exc)
         report.elapsed_seconds = time.monotonic() - t0
         report.write(out_dir)
         raise
     try:
         _run_passes(state)
     except ScaleupError as exc:
-        report.status = "failed"
-        report.exit_code = exc.exit_code
-        report.error = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
-        report.reason = report.reason or exc.message
+        report.record_error(exc)
         state.save()
         raise
     finally:
@@ -281,6 +273,7 @@ def _setup(config: Config, env: Mapping[str, str], report: Report, out_dir: Path
                          hint="point `full-file` at a dataset with at least one example")
     report.dataset = {"path": str(config.full_file), "kind": dataset.kind, "gzip": dataset.gzip,
                       "size": None}
+    mini = None
     if config.mini_file is not None:
         mini = open_dataset(config.mini_file, examples_key=config.examples_key)
         if mini.count() == 0:
@@ -309,6 +302,7 @@ def _setup(config: Config, env: Mapping[str, str], report: Report, out_dir: Path
                    work_end=hard_end - reserve, grace=grace, dataset=dataset, dataset_size=None,
                    validator=validator, limits=lim, hw=hw, env=env, hooks=hooks, cancel=cancel)
     state.redact = [re.compile(p.encode()) for p in config.redact]
+    state.mini = mini
     hooks.echo(f"scaleup-ci: {dataset.describe()} · budget {budget:g} s (reserve {reserve:.1f} s) · "
                f"{hw.cpus:g} CPUs · memory limit "
                f"{lim.memory_bytes if lim.memory_bytes else 'none'} bytes")
@@ -414,8 +408,7 @@ def _run_sequence(state: _State, *, pass_no: int, end: float,
         progressive = False
         plan: planner.Plan | None = None
         if st.name == "mini":
-            n = MINI_N if config.mini_file is None else int(state.report.dataset["mini_size"])
-            n = min(n, size)
+            n = min(state.mini_n(), size)
             predicted, fits = None, True
             if points:
                 _fits, predicted = planner.next_stage_fits(points, n, remaining=remaining,
@@ -512,8 +505,7 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
                                         first=len(points) == 0))
 
     if "mini" in config.stages:
-        n = MINI_N if config.mini_file is None else int(report.dataset["mini_size"])
-        res = run("mini", min(n, known_size()), None)
+        res = run("mini", min(state.mini_n(), known_size()), None)
         if not res.ok:
             _fail(state, res)
             return done
@@ -692,10 +684,9 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
     stage_dir = _stage_paths(state, name, pass_no)
     stage_dir.mkdir(parents=True, exist_ok=True)
     t_begin = time.monotonic()
-    if name == "mini" and config.mini_file is not None:
-        mini = open_dataset(config.mini_file, examples_key=config.examples_key)
-        input_path = stage_dir / f"input{mini.suffix}"
-        n = mini.write_subset(input_path, n, sample="first", seed=0)
+    if name == "mini" and state.mini is not None:
+        input_path = stage_dir / f"input{state.mini.suffix}"
+        n = state.mini.write_subset(input_path, n, sample="first", seed=0)
     else:
         input_path = stage_dir / f"input{state.dataset.suffix}"
         n = state.dataset.write_subset(input_path, n, sample=config.sample, seed=config.seed)

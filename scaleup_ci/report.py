@@ -109,6 +109,13 @@ class Report:
     shard: dict[str, Any] | None = None
     version: str = __version__
 
+    def record_error(self, exc: Any) -> None:
+        """Mark the run failed by a ScaleupError: status, exit code, error and (if unset) reason."""
+        self.status = "failed"
+        self.exit_code = exc.exit_code
+        self.error = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+        self.reason = self.reason or exc.message
+
     # ---- JSON -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
