@@ -83,11 +83,16 @@ def run_cli(cwd: Path, *args: str, timeout: float = 120, env: dict[str, str] | N
     return Run(proc.returncode, proc.stdout, proc.stderr, elapsed, out_dir)
 
 
-def script_cmd(name: str, *extra: str) -> str:
-    """A command string running one of the test scripts with this interpreter."""
+def python_cmd(script: Path, *extra: str) -> str:
+    """A command string running a Python script with this interpreter."""
     import shlex
 
-    return shlex.join([sys.executable, str(SCRIPTS / name), *extra])
+    return shlex.join([sys.executable, str(script), *extra])
+
+
+def script_cmd(name: str, *extra: str) -> str:
+    """A command string running one of the test scripts with this interpreter."""
+    return python_cmd(SCRIPTS / name, *extra)
 
 
 @pytest.fixture

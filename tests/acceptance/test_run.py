@@ -10,7 +10,7 @@ import pytest
 
 from scaleup_ci.report import load_report_schema
 
-from .conftest import SCHEMA, run_cli, script_cmd, write_dataset
+from .conftest import SCHEMA, python_cmd, run_cli, script_cmd, write_dataset
 
 
 def _eval(*extra: str) -> str:
@@ -172,10 +172,7 @@ def test_final_pass_reports_nondeterministic_records(tmp_path: Path) -> None:
         "with open(sys.argv[2], 'w') as out:\n"
         "    for r in rows:\n"
         "        out.write(json.dumps({'id': r['id'], 'score': random.random(), 'length': 1}) + '\\n')\n")
-    import shlex
-    import sys
-
-    cmd = shlex.join([sys.executable, str(script), "{input}", "{output}"])
+    cmd = python_cmd(script, "{input}", "{output}")
     r = run_cli(tmp_path, "run", "--command", cmd, "--full-file", str(data), "--schema",
                 str(SCHEMA), "--time-budget", "60s", "--final-pass", "--stages", "10,max")
     assert r.code == 0, r.stdout + r.stderr
@@ -188,10 +185,7 @@ def test_mock_guard_warns_and_can_fail(tmp_path: Path, dataset: Path) -> None:
     """A command naming a mock script warns by default and exits 2 with mock-guard: fail."""
     mock = tmp_path / "mock_eval.py"
     mock.write_text((Path(__file__).parent / "scripts" / "eval_script.py").read_text())
-    import shlex
-    import sys
-
-    cmd = shlex.join([sys.executable, str(mock), "{input}", "{output}"])
+    cmd = python_cmd(mock, "{input}", "{output}")
     r = run_cli(tmp_path, "run", "--command", cmd, "--full-file", str(dataset), "--schema",
                 str(SCHEMA), "--time-budget", "60s", "--stages", "mini,10")
     assert r.code == 0, r.stdout + r.stderr
@@ -212,10 +206,7 @@ def test_identical_records_are_flagged(tmp_path: Path) -> None:
         "with open(sys.argv[2], 'w') as out:\n"
         "    for _ in range(n):\n"
         "        out.write(json.dumps({'id': 'x', 'score': 0.5, 'length': 1}) + '\\n')\n")
-    import shlex
-    import sys
-
-    cmd = shlex.join([sys.executable, str(script), "{input}", "{output}"])
+    cmd = python_cmd(script, "{input}", "{output}")
     r = run_cli(tmp_path, "run", "--command", cmd, "--full-file", str(data), "--schema",
                 str(SCHEMA), "--time-budget", "60s", "--stages", "10,max")
     assert r.code == 0, r.stdout + r.stderr
