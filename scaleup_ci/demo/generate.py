@@ -20,6 +20,8 @@ import random
 import sys
 from pathlib import Path
 
+from scaleup_ci.demo.solve import PEERS  # the solver stays stdlib-only and standalone
+
 DEFAULT_N = 16_000
 DEFAULT_SEED = 7
 MINI_N = 3
@@ -32,22 +34,6 @@ GIVENS: dict[str, tuple[int, int]] = {
     "hard": (8, 19),
 }
 DIFFICULTIES = tuple(GIVENS)
-
-
-def _peers() -> tuple[tuple[int, ...], ...]:
-    peers = []
-    for cell in range(81):
-        row, col = divmod(cell, 9)
-        box_row, box_col = 3 * (row // 3), 3 * (col // 3)
-        group = {row * 9 + c for c in range(9)}
-        group |= {r * 9 + col for r in range(9)}
-        group |= {(box_row + r) * 9 + box_col + c for r in range(3) for c in range(3)}
-        group.discard(cell)
-        peers.append(tuple(sorted(group)))
-    return tuple(peers)
-
-
-PEERS = _peers()
 
 
 def solved_grid(rng: random.Random) -> list[int]:
