@@ -11,6 +11,10 @@ part ``b * f(n)`` with ``b >= 0``:
 - ``linear``:   ``a + b*n``
 - ``nlogn``:    ``a + b*n*ln(n)``
 - ``power``:    ``a + b*n**k`` with ``k`` in ``[0.3, 3]``
+- ``quadratic``: ``a + b*n + c*n**2``, only when the curvature ``c`` is at least
+  :data:`QUAD_MIN_T` standard errors above zero. A per-example cost that rises steadily (a
+  dataset sorted by difficulty, with ``sample: first``) gives this curve, whose local exponent
+  keeps growing: a single power law fitted to the small stages under-predicts its tail.
 
 Fits use weighted least squares on *relative* residuals (weights ``1/seconds**2``), so the large,
 slow stages matter as much as the small ones. For a given ``k`` the overhead and slope have a
@@ -38,7 +42,8 @@ Uncertainty
   its highest prediction has a closed form). Plausible curves pass near the measured points, so
   the band is narrow inside the measured range and widens with the factor, as fast as the data
   allow. A weak prior on ``k`` (centred on 1, sd 0.6) keeps an exponent the data cannot pin down
-  (an overhead-dominated script) from ranging up to 3. With two sizes the slope's uncertainty
+  (an overhead-dominated script) from ranging up to 3. When the quadratic kind is in play its
+  plausible curves (the ellipse of its unconstrained fit, under the same SSE limit) join the band. With two sizes the slope's uncertainty
   comes from a 10 % scatter on each point; with one, a ``0.2 * ln(factor)`` term is used.
 
 The first run
@@ -53,8 +58,9 @@ The engine loop
 ---------------
 :func:`next_step` is the whole decision the engine needs after each stage: run the next fixed
 stage (10, 50, 100, 200) while it fits and is cheap next to the time left; then, when ``max``
-would be far larger than anything measured, an intermediate stage four times larger (see
-:func:`intermediate_stages`); then ``max``; or stop early. ``scaleup_ci.simulate`` plays that loop
+would be far larger than anything measured, an intermediate stage 2.5 times larger (see
+:func:`intermediate_stages`; also when the fit says the whole dataset fits but the last stage's
+seconds per example say it does not); then ``max``; or stop early. ``scaleup_ci.simulate`` plays that loop
 against synthetic noisy cost curves.
 """
 
@@ -66,8 +72,8 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-KINDS = ("constant", "linear", "nlogn", "power")
-N_PARAMS = {"constant": 1, "linear": 2, "nlogn": 2, "power": 3}
+KINDS = ("constant", "linear", "nlogn", "power", "quadratic")
+N_PARAMS = {"constant": 1, "linear": 2, "nlogn": 2, "power": 3, "quadratic": 3}
 K_MIN, K_MAX = 0.3, 3.0
 K_GRID_STEP = 0.025
 DEFAULT_Z = 1.64
@@ -80,6 +86,7 @@ FEW_POINTS_SLOPE_SD = 0.2  # per unit of ln(extrapolation factor), when there is
 AICC_TIE = 2.0
 MIN_SECONDS = 1e-3
 K_PRIOR_SD = 0.6  # sd of the prior on the exponent for the uncertainty band (0: none)
+QUAD_MIN_T = 2.0  # the quadratic model needs its curvature this many standard errors above 0
 MEMORY_HEADROOM = 0.85
 RUN_LEVEL_TERM = False  # True: also count the level's uncertainty in the run term
 PESSIMISTIC_CENTRE = False  # True: the old rule, the pessimistic tied model is the centre too
@@ -128,6 +135,16 @@ def _dbasis(kind: str, n: float, k: float = 1.0) -> float:
     return k * float(n) ** (k - 1.0) if n > 0 else 0.0
 
 
+def curve_value(kind: str, params: dict[str, float], n: float) -> float:
+    """A cost curve of ``kind`` with ``params`` (as in ``Model.to_dict()``) at ``n``."""
+    a = params.get("a", 0.0)
+    b = params.get("b", 0.0)
+    n = max(n, 0.0)
+    if kind == "quadratic":
+        return a + b * n + params.get("c", 0.0) * n * n
+    return a + b * _basis(kind, n, params.get("k", 1.0))
+
+
 @dataclass(frozen=True)
 class Model:
     """A fitted cost curve ``a + b*f(n)`` with its goodness and its uncertainty band."""
@@ -144,13 +161,13 @@ class Model:
     band_sigma: float = PRIOR_SIGMA
     # (n1, y1, n2, y2) when the model is a line through two sizes.
     two_point: tuple[float, float, float, float] | None = None
+    # The linear-plus-quadratic fit, when its curvature is significant: its plausible curves
+    # join the power law's in the band.
+    quad: QuadFit | None = field(default=None, repr=False)
 
     def predict(self, n: float) -> float:
         """The central prediction of the wall-clock seconds for ``n`` examples."""
-        a = self.params.get("a", 0.0)
-        b = self.params.get("b", 0.0)
-        k = self.params.get("k", 1.0)
-        return a + b * _basis(self.kind, max(n, 0.0), k)
+        return curve_value(self.kind, self.params, n)
 
     def band_high(self, n: float, z: float = DEFAULT_Z) -> float | None:
         """The highest prediction at ``n`` among power-law curves ``a + b*n**k`` that fit the
@@ -159,7 +176,10 @@ class Model:
         closed form. ``None`` without a profile (fewer than three sizes)."""
         if not self.profile:
             return None
-        limit = self.profile_sse_min + (z * self.band_sigma) ** 2
+        sse_min = self.profile_sse_min
+        if self.quad is not None:
+            sse_min = min(sse_min, self.quad.beta_sse)
+        limit = sse_min + (z * self.band_sigma) ** 2
         best = -math.inf
         for k, a, b, sse, i11, i12, i22 in self.profile:
             r2 = limit - sse
@@ -170,6 +190,10 @@ class Model:
             hi = a + b * x + math.sqrt(r2 * max(0.0, var))
             if hi > best:
                 best = hi
+        if self.quad is not None:
+            hi_q = self.quad.band_high(n, limit)
+            if hi_q is not None and hi_q > best:
+                best = hi_q
         return best if best > -math.inf else None
 
     def upper(self, n: float, z: float = DEFAULT_Z) -> float:
@@ -202,6 +226,8 @@ class Model:
     def per_example_seconds(self) -> float:
         """The marginal cost of one more example at the largest ``n`` seen."""
         b = self.params.get("b", 0.0)
+        if self.kind == "quadratic":
+            return b + 2.0 * self.params.get("c", 0.0) * self.n_max_seen
         return b * _dbasis(self.kind, self.n_max_seen, self.params.get("k", 1.0))
 
     def to_dict(self) -> dict[str, Any]:
@@ -262,6 +288,102 @@ def _wls(fs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]
         r = (y - a - b * f) / y
         sse += r * r
     return a, b, sse
+
+
+@dataclass(frozen=True)
+class QuadFit:
+    """The fit of ``a + b*n + c*n**2`` (weights ``1/y**2``), on ``x = n / scale``.
+
+    ``params``/``sse``: the best fit with ``a, b, c >= 0``. ``beta``/``beta_sse``/``inv``: the
+    unconstrained fit and its inverse normal matrix, whose ellipse bounds the plausible curves.
+    ``c_t``: the curvature over its standard error, per unit of relative scatter."""
+
+    params: dict[str, float]
+    sse: float
+    scale: float
+    beta: tuple[float, float, float]
+    beta_sse: float
+    inv: tuple[tuple[float, float, float], ...]
+    c_t: float
+
+    def band_high(self, n: float, limit: float) -> float | None:
+        r2 = limit - self.beta_sse
+        if r2 < 0:
+            return None
+        t = n / self.scale
+        x = (1.0, t, t * t)
+        var = sum(x[i] * self.inv[i][j] * x[j] for i in range(3) for j in range(3))
+        return sum(bv * xv for bv, xv in zip(self.beta, x, strict=True)) + math.sqrt(
+            r2 * max(0.0, var))
+
+
+def _fit_quadratic(data: Sequence[tuple[float, float]]) -> QuadFit | None:
+    """Weighted least squares of ``y = a + b*n + c*n**2`` with ``a, b, c >= 0``: every subset of
+    the three terms is solved in closed form and the best one with no negative coefficient is
+    kept. ``None`` with fewer than three sizes."""
+    if len({n for n, _ in data}) < 3:
+        return None
+    scale = max(n for n, _ in data)
+    rows = [(1.0, n / scale, (n / scale) ** 2) for n, _ in data]
+    ys = [y for _, y in data]
+    # Normal equations on relative residuals: sum(x_i x_j / y^2) beta = sum(x_i / y).
+    gram = [[sum(r[i] * r[j] / (y * y) for r, y in zip(rows, ys, strict=True)) for j in range(3)]
+            for i in range(3)]
+    rhs = [sum(r[i] / y for r, y in zip(rows, ys, strict=True)) for i in range(3)]
+
+    def sse_of(coef: Sequence[float]) -> float:
+        return sum(((y - sum(cf * x for cf, x in zip(coef, r, strict=True))) / y) ** 2
+                   for r, y in zip(rows, ys, strict=True))
+
+    try:
+        beta = _solve([gram[i] + [rhs[i]] for i in range(3)], 3)
+        inv = [_solve([gram[i] + [1.0 if i == j else 0.0] for i in range(3)], 3)
+               for j in range(3)]
+    except ZeroDivisionError:
+        return None
+    best: tuple[float, list[float]] = (math.inf, [0.0, 0.0, 0.0])
+    for cols in ((0, 1, 2), (0, 1), (0, 2), (1, 2), (0,), (1,), (2,)):
+        try:
+            sol = _solve([[gram[i][j] for j in cols] + [rhs[i]] for i in cols], len(cols))
+        except ZeroDivisionError:
+            continue
+        if any(v < 0 for v in sol):
+            continue
+        coef = [0.0, 0.0, 0.0]
+        for col, v in zip(cols, sol, strict=True):
+            coef[col] = v
+        sse = sse_of(coef)
+        if sse < best[0]:
+            best = (sse, coef)
+    sse, (a, b, c) = best
+    c_var = inv[2][2]
+    return QuadFit(
+        params={"a": a, "b": b / scale, "c": c / (scale * scale)},
+        sse=sse,
+        scale=scale,
+        beta=(beta[0], beta[1], beta[2]),
+        beta_sse=sse_of(beta),
+        inv=tuple((row[0], row[1], row[2]) for row in inv),
+        c_t=beta[2] / math.sqrt(c_var) if c_var > 0 else 0.0,
+    )
+
+
+def _solve(mat: list[list[float]], size: int) -> list[float]:
+    """Gaussian elimination with partial pivoting on an augmented ``size x (size+1)`` matrix."""
+    m = [row[:] for row in mat]
+    for col in range(size):
+        piv = max(range(col, size), key=lambda r: abs(m[r][col]))
+        if abs(m[piv][col]) < 1e-12 * max(1.0, max(abs(v) for v in m[col])):
+            raise ZeroDivisionError("singular")
+        m[col], m[piv] = m[piv], m[col]
+        for r in range(col + 1, size):
+            f = m[r][col] / m[col][col]
+            for c in range(col, size + 1):
+                m[r][c] -= f * m[col][c]
+    out = [0.0] * size
+    for r in range(size - 1, -1, -1):
+        out[r] = (m[r][size] - sum(m[r][c] * out[c] for c in range(r + 1, size))) / m[r][r]
+    return out
 
 
 def _power_sse(data: Sequence[tuple[float, float]], k: float) -> tuple[float, float, float]:
@@ -481,6 +603,14 @@ def _fit_all_cached(points: tuple[Point, ...]) -> tuple[Model, ...]:
     for kind in ("constant", "linear", "nlogn"):
         a, b, sse = _wls([_basis(kind, n) for n, _ in data], ys)
         fits[kind] = ({"a": a} if kind == "constant" else {"a": a, "b": b}, sse)
+    # The linear-plus-quadratic curve (cost per example rising steadily, e.g. with the index)
+    # joins only when the data show its curvature: otherwise chance curvature in linear timings
+    # would make every plan pessimistic.
+    quad = _fit_quadratic(data)
+    if quad is not None and quad.c_t >= QUAD_MIN_T * band_sigma:
+        fits["quadratic"] = (quad.params, quad.sse)
+    else:
+        quad = None
     for kind, (params, sse) in fits.items():
         p = N_PARAMS[kind]
         models.append(
@@ -493,6 +623,7 @@ def _fit_all_cached(points: tuple[Point, ...]) -> tuple[Model, ...]:
                 n_points=m,
                 profile=profile,
                 profile_sse_min=sse_min,
+                quad=quad,
                 band_sigma=band_sigma,
             )
         )
@@ -947,13 +1078,25 @@ def next_step(
     )
     if plan.max_n <= largest_done:
         return Step("stop", plan.max_n, plan.predicted_seconds, 0.0, plan.reason, plan)
-    if intermediate and rule == RULE_FIT and plan.max_n < dataset_size and not plan.memory_capped:
+    if intermediate and rule == RULE_FIT and not plan.memory_capped:
+        share = INTERMEDIATE_MAX_SHARE
+        last = max(usable, key=lambda p: p.n)
+        if plan.max_n >= dataset_size and last.seconds / last.n * dataset_size * (1 + margin) > (
+                remaining):
+            # The fit says the whole dataset fits but the last stage's seconds per example say
+            # it does not: a noisy, flat-looking start can make a long jump look safe. A stage
+            # that shortens the jump is worth running while the whole dataset still fits after.
+            need = max(plan.predicted_upper or 0.0, (plan.predicted_seconds or 0.0) * (1 + margin))
+            share = min(share, max(0.0, remaining - need) / remaining) if remaining > 0 else 0.0
+        elif plan.max_n >= dataset_size:
+            share = 0.0
         extra = intermediate_stages(
             largest_done,
             max(plan.max_n, plan.central_n or 0),
             points=points,
             remaining=remaining,
             margin=margin,
+            max_share=share,
         )
         if extra:
             s = extra[0]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scaleup_ci import __version__
+from scaleup_ci import __version__, planner
 
 REPORT_SCHEMA = "report.schema.json"
 DEFAULT_TAIL_BYTES = 4096
@@ -275,18 +275,7 @@ class Report:
         xs.sort()
         measured = {x_of(s): float(s["wall_seconds"]) for s in ran}
 
-        def curve(n: int) -> float:
-            a = params.get("a", 0.0)
-            b = params.get("b", 0.0)
-            if kind == "power":
-                return a + b * n ** params.get("k", 1.0)
-            if kind == "nlogn":
-                return a + b * n * math.log(max(n, 2))
-            if kind == "constant":
-                return a
-            return a + b * n
-
-        fitted = [round(max(0.0, curve(n)), 2) for n in xs]
+        fitted = [round(max(0.0, planner.curve_value(str(kind), params, n)), 2) for n in xs]
         bars = [round(measured.get(n, 0.0), 2) for n in xs]
         budget = round(self.budget_seconds, 2)
         ymax = max(max(fitted), max(bars), budget) * 1.1
@@ -379,7 +368,7 @@ class Report:
 
 def _formula(kind: Any) -> str:
     return {"linear": "a + b·n", "nlogn": "a + b·n·ln n", "power": "a + b·n^k",
-            "constant": "a"}.get(str(kind), "a + b·f(n)")
+            "quadratic": "a + b·n + c·n²", "constant": "a"}.get(str(kind), "a + b·f(n)")
 
 
 def tail_bytes(path: Path, n: int) -> tuple[bytes, int]:

@@ -177,6 +177,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("n^1.3", _curve(0.5, 0.01, "power", 1.3), 0.10),
     Scenario("n^2", _curve(0.5, 1e-4, "power", 2.0), 0.10),
     Scenario("n^0.7 (sublinear)", _curve(0.5, 0.2, "power", 0.7), 0.10),
+    Scenario("index-rising (n + n^2)", lambda n: 0.5 + 0.01 * n + 2e-5 * n * n, 0.10),
+    Scenario("n + n^1.5", lambda n: 0.5 + 0.01 * n + 2e-4 * n**1.5, 0.10),
     Scenario("linear, 25% noise", _curve(0.5, 0.05, "power"), 0.25),
     Scenario("n^1.3, 25% noise", _curve(0.5, 0.01, "power", 1.3), 0.25),
 )

@@ -256,11 +256,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--only", default="", help="comma-separated workload kinds")
+    ap.add_argument("--modes", default=",".join(MODES),
+                    help=f"comma-separated modes to run (default: {','.join(MODES)})")
     ap.add_argument("--no-memory50", action="store_true",
                     help="skip the 50 MB/example under 2 GiB run")
     ap.add_argument("--json", type=Path, help="write the raw rows here")
     ap.add_argument("--keep", type=Path, help="keep the run directories here")
     args = ap.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        ap.error(f"--modes: unknown mode {unknown[0]!r}; choose from {', '.join(MODES)}")
     wls = list(WORKLOADS)
     repeats = 1 if args.quick else args.repeats
     if args.quick:
@@ -272,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         wls = [w for w in [*WORKLOADS, MEMORY50] if w.kind in keep]
     base = args.keep or Path(tempfile.mkdtemp(prefix="scaleup-bench-"))
     jobs = [(w, mode, rep) for rep in range(repeats) for w in wls for mode in w.modes
-            if rep < (w.repeats or repeats)]
+            if mode in modes and rep < (w.repeats or repeats)]
     # Longest budgets first, so the pool drains evenly.
     jobs.sort(key=lambda j: -j[0].budget)
     t0 = time.monotonic()

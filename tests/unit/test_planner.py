@@ -31,12 +31,15 @@ def test_exact_linear_data_fits_linear_and_extrapolates_within_one_percent() -> 
     assert model.per_example_seconds == pytest.approx(0.05, rel=0.01)
 
 
-def test_exact_quadratic_data_fits_power_with_exponent_two() -> None:
-    """Noise-free a + b*n**2 timings select the power kind with k close to 2."""
+def test_exact_quadratic_data_fits_an_exponent_of_two() -> None:
+    """Noise-free a + b*n**2 timings: the power fit finds k close to 2, and the kind used is the
+    power law or the (here identical) linear-plus-quadratic curve."""
+    models = planner.fit_all(exact(lambda n: 0.5 + 1e-4 * n * n))
+    power = next(md for md in models if md.kind == "power")
+    assert power.params["k"] == pytest.approx(2.0, abs=0.05)
     model = planner.fit(exact(lambda n: 0.5 + 1e-4 * n * n))
     assert model is not None
-    assert model.kind == "power"
-    assert model.params["k"] == pytest.approx(2.0, abs=0.05)
+    assert model.kind in ("power", "quadratic")
     assert model.predict(2000) == pytest.approx(0.5 + 1e-4 * 2000**2, rel=0.05)
 
 
@@ -381,3 +384,86 @@ def test_plan_centres_on_the_best_model_and_a_tied_pessimistic_one_bounds_the_ed
     centre, up = planner._upper_at([lin, steep], 10_000)
     assert centre is lin
     assert up >= steep.predict(10_000)
+
+
+RISING = (3, 10, 50, 100, 200, 500, 1250)
+
+
+def index_rising(n: float) -> float:
+    """Per-example cost 0.001 + 4e-6 * index (a dataset sorted by difficulty): the benchmark's
+    ``index-rising`` workload."""
+    return 0.1 + 0.001 * n + 2e-6 * n * n
+
+
+def test_cost_rising_with_the_index_is_fitted_with_the_quadratic_model() -> None:
+    """Linear-plus-quadratic timings bring in the quadratic kind, which recovers the curve, and
+    the planning edge covers the true cost 2.2x beyond the largest stage (a power law alone
+    under-predicted it by about 9%)."""
+    pts = exact(index_rising, RISING)
+    models = planner.fit_all(pts)
+    quad = next(md for md in models if md.kind == "quadratic")
+    assert quad.params["c"] == pytest.approx(2e-6, rel=0.05)
+    assert quad.predict(2750) == pytest.approx(index_rising(2750), rel=0.02)
+    _, up = planner._upper_at(models, 2750)
+    assert up >= index_rising(2750)
+    plan = planner.plan_max(pts, remaining=index_rising(2750), margin=0.1, dataset_size=20_000,
+                            largest_done=1250)
+    assert plan.predicted_upper is not None and plan.predicted_upper <= index_rising(2750)
+    assert index_rising(plan.max_n) <= index_rising(2750)
+
+
+def test_quadratic_model_needs_significant_curvature() -> None:
+    """On noisy linear timings the quadratic kind (and its band) joins in few fits: chance
+    curvature must not make plans pessimistic."""
+    rng = random.Random(5)
+    joined = 0
+    for _ in range(200):
+        pts = [Point(n, (0.5 + 0.05 * n) * math.exp(rng.gauss(0, 0.05)), first=(n == 3))
+               for n in RISING]
+        joined += any(md.kind == "quadratic" for md in planner.fit_all(pts))
+    assert joined <= 20
+
+
+def test_quadratic_curve_serialises_and_reports_its_marginal_cost() -> None:
+    """The quadratic model's per-example cost is the derivative at the largest n seen."""
+    quad = next(md for md in planner.fit_all(exact(index_rising, RISING))
+                if md.kind == "quadratic")
+    assert quad.per_example_seconds == pytest.approx(0.001 + 4e-6 * 1250, rel=0.05)
+    out = json.loads(json.dumps(quad.to_dict(), allow_nan=False))
+    assert planner.curve_value(out["kind"], out["params"], 2750) == pytest.approx(
+        index_rising(2750), rel=0.02)
+
+
+def test_simulated_index_rising_overruns_less_than_the_rule_of_thumb() -> None:
+    """Simulated runs of cost rising with the index (10% noise): the fitted planner's max
+    overruns in at most 20% of runs, and less often than the rule of thumb."""
+    sc = next(s for s in SCENARIOS if s.name.startswith("index-rising"))
+    fit = summarise(run_scenario(sc, sims=150, seed=21, rule="fit"))
+    rot = summarise(run_scenario(sc, sims=150, seed=21, rule="rule-of-thumb"))
+    assert fit.overrun_rate <= 0.20
+    assert fit.overrun_rate < rot.overrun_rate
+
+
+def test_a_long_jump_to_the_whole_dataset_gets_an_intermediate_stage_first() -> None:
+    """Timings from a real noisy run (25% per-run noise) that looked sublinear: the whole
+    dataset of 20,000 seemed to fit from stages up to 200 (x100). Before max, an intermediate
+    stage runs that still leaves room for the whole dataset; max came next and was killed at
+    the deadline before this rule."""
+    pts = [Point(3, 0.1606, first=True), Point(10, 0.2394), Point(50, 0.4499),
+           Point(100, 0.6403), Point(200, 0.8431)]
+    plan = planner.plan_max(pts, remaining=24.6, margin=0.1, dataset_size=20_000,
+                            largest_done=200)
+    assert plan.max_n == 20_000
+    step = planner.next_step(pts, pending=[], remaining=24.6, margin=0.1, dataset_size=20_000,
+                             largest_done=200)
+    assert step.action == "stage" and 200 < step.n < 20_000
+    assert step.predicted_seconds is not None
+    assert step.predicted_seconds * 1.1 + (plan.predicted_upper or 0) <= 24.6
+
+
+def test_a_whole_dataset_close_to_the_last_stage_runs_directly() -> None:
+    """No intermediate stage when the whole dataset is a short extrapolation away."""
+    pts = exact(lambda n: 0.1 + 0.004 * n)
+    step = planner.next_step(pts, pending=[], remaining=25.0, margin=0.1, dataset_size=300,
+                             largest_done=200)
+    assert step.action == "max" and step.n == 300
