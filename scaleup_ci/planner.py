@@ -43,8 +43,9 @@ Uncertainty
   the band is narrow inside the measured range and widens with the factor, as fast as the data
   allow. A weak prior on ``k`` (centred on 1, sd 0.6) keeps an exponent the data cannot pin down
   (an overhead-dominated script) from ranging up to 3. When the quadratic kind is in play its
-  plausible curves (the ellipse of its unconstrained fit, under the same SSE limit) join the band. With two sizes the slope's uncertainty
-  comes from a 10 % scatter on each point; with one, a ``0.2 * ln(factor)`` term is used.
+  plausible curves (the ellipse of its unconstrained fit, under the same SSE limit) join the
+  band. With two sizes the slope's uncertainty comes from a 10 % scatter on each point; with
+  one, a ``0.2 * ln(factor)`` term is used.
 
 The first run
 -------------
@@ -60,8 +61,8 @@ The engine loop
 stage (10, 50, 100, 200) while it fits and is cheap next to the time left; then, when ``max``
 would be far larger than anything measured, an intermediate stage 2.5 times larger (see
 :func:`intermediate_stages`; also when the fit says the whole dataset fits but the last stage's
-seconds per example say it does not); then ``max``; or stop early. ``scaleup_ci.simulate`` plays that loop
-against synthetic noisy cost curves.
+seconds per example say it does not); then ``max``; or stop early. ``scaleup_ci.simulate`` plays
+that loop against synthetic noisy cost curves.
 """
 
 from __future__ import annotations
@@ -173,7 +174,8 @@ class Model:
         """The highest prediction at ``n`` among power-law curves ``a + b*n**k`` that fit the
         points within ``z**2 * sigma**2`` (relative SSE) of the best fit: for each ``k`` the
         joint confidence region of ``(a, b)`` is an ellipse, so the highest prediction has a
-        closed form. ``None`` without a profile (fewer than three sizes)."""
+        closed form. With the quadratic kind in play, its plausible curves count too.
+        ``None`` without a profile (fewer than three sizes)."""
         if not self.profile:
             return None
         sse_min = self.profile_sse_min
@@ -605,10 +607,15 @@ def _fit_all_cached(points: tuple[Point, ...]) -> tuple[Model, ...]:
         fits[kind] = ({"a": a} if kind == "constant" else {"a": a, "b": b}, sse)
     # The linear-plus-quadratic curve (cost per example rising steadily, e.g. with the index)
     # joins only when the data show its curvature: otherwise chance curvature in linear timings
-    # would make every plan pessimistic.
+    # would make every plan pessimistic. Its plausible curves join the band only when it is
+    # tied with the best model: a parabola that misfits n**1.2 would widen it far beyond what
+    # the data say.
     quad = _fit_quadratic(data)
     if quad is not None and quad.c_t >= QUAD_MIN_T * band_sigma:
         fits["quadratic"] = (quad.params, quad.sse)
+        best = min(sse / band_sigma**2 + 2 * N_PARAMS[kind] for kind, (_, sse) in fits.items())
+        if quad.sse / band_sigma**2 + 2 * N_PARAMS["quadratic"] - best >= AICC_TIE:
+            quad = None
     else:
         quad = None
     for kind, (params, sse) in fits.items():

@@ -436,11 +436,12 @@ def test_quadratic_curve_serialises_and_reports_its_marginal_cost() -> None:
 
 def test_simulated_index_rising_overruns_less_than_the_rule_of_thumb() -> None:
     """Simulated runs of cost rising with the index (10% noise): the fitted planner's max
-    overruns in at most 20% of runs, and less often than the rule of thumb."""
+    overruns in at most 25% of runs (about 15% on average; a power law alone overran in about
+    half), and far less often than the rule of thumb (about 97%)."""
     sc = next(s for s in SCENARIOS if s.name.startswith("index-rising"))
-    fit = summarise(run_scenario(sc, sims=150, seed=21, rule="fit"))
-    rot = summarise(run_scenario(sc, sims=150, seed=21, rule="rule-of-thumb"))
-    assert fit.overrun_rate <= 0.20
+    fit = summarise(run_scenario(sc, sims=200, seed=21, rule="fit"))
+    rot = summarise(run_scenario(sc, sims=200, seed=21, rule="rule-of-thumb"))
+    assert fit.overrun_rate <= 0.25
     assert fit.overrun_rate < rot.overrun_rate
 
 
@@ -467,3 +468,15 @@ def test_a_whole_dataset_close_to_the_last_stage_runs_directly() -> None:
     step = planner.next_step(pts, pending=[], remaining=25.0, margin=0.1, dataset_size=300,
                              largest_done=200)
     assert step.action == "max" and step.n == 300
+
+
+def test_a_parabola_that_misfits_a_power_law_does_not_widen_the_band() -> None:
+    """Timings of a real n**1.15 run: the quadratic kind shows significant curvature but fits
+    clearly worse than the power law, so its wide extrapolation stays out of the band (it made
+    the edge 1.6x the prediction, and max 25% smaller, before this rule)."""
+    pts = [Point(3, 0.1598, first=True), Point(10, 0.1962), Point(50, 0.3384), Point(100, 0.5697),
+           Point(200, 1.0840), Point(500, 2.8372), Point(1250, 7.7481)]
+    centre, up = planner._upper_at(planner.fit_all(pts), 3672)
+    assert up <= 1.3 * centre.predict(3672)
+    truth = 0.1 + 0.002 * 3672**1.15  # the workload's curve
+    assert centre.predict(3672) == pytest.approx(truth, rel=0.1)
