@@ -425,9 +425,7 @@ def _run_sequence(state: _State, *, pass_no: int, end: float,
                 report.reason = plan.reason
                 state.save()
                 break
-            progressive = (config.progressive == "auto" and config.schema_target == "record"
-                           and any(r.incremental for r in done if r.ok)
-                           and config.planner == "fit" and plan.max_n < size)
+            progressive = _can_progress(state, done) and plan.max_n < size
             n = size if progressive else plan.max_n
             predicted = plan.predicted_seconds
             report.reason = plan.reason
@@ -458,6 +456,9 @@ def _run_sequence(state: _State, *, pass_no: int, end: float,
         res = _run_one(state, st.name, n, pass_no=pass_no, end=end, predicted=predicted,
                        progressive=progressive, points=points)
         done.append(res)
+        if _planned_max_overran(res, progressive):
+            _fail(state, res)
+            break
         if res.partial and res.ok:
             report.reason = (f"the {res.name} stage ran until the deadline and kept "
                              f"{res.records:,} validated records (progressive mode)")
@@ -527,9 +528,7 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
         remaining = end - time.monotonic() - overhead - (state.grace + 0.5 + 0.2)
         # A progressive max needs no accurate extrapolation: intermediate stages would only spend
         # the time that max turns into records.
-        will_be_progressive = (config.progressive == "auto" and config.schema_target == "record"
-                               and any(r.incremental for r in done if r.ok)
-                               and config.planner == "fit")
+        will_be_progressive = _can_progress(state, done)
         step_args: dict[str, Any] = dict(
             pending=pending, remaining=remaining, margin=config.safety_margin,
             largest_done=largest, memory_limit=state.limits.memory_bytes, rule=config.planner,
@@ -549,23 +548,25 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
             is_fixed = n in fixed
             if state.dataset_size is None and n >= max(fixed, default=0):
                 n = min(n, state.size())
+            trial = not is_fixed or step.probe
             res = run(str(n), n, step.predicted_seconds,
-                      limit=None if is_fixed else step.limit_seconds)
-            if not is_fixed:
+                      limit=step.limit_seconds if trial else None)
+            if trial:
                 res.notes.append(step.reason)
+            if res.killed_by == "deadline" and (res.partial or (trial and not res.ok)):
+                # Costlier than predicted: drop it (a valid prefix is no finished size) and plan
+                # max from the stages before it; a larger fixed stage would cost more still.
+                killed_extra = True
+                pending = []
+                kind = ("stage on trial" if step.probe else "intermediate stage" if trial
+                        else "stage")
+                state.report.warnings.append(
+                    f"{kind} {n} hit its {res.limit_seconds or 0:.1f} s limit; "
+                    "max is planned from the stages before it")
+                continue
             if not res.ok:
-                if not is_fixed and res.killed_by == "deadline":
-                    # Costlier than predicted: drop it and plan max from the stages before it.
-                    killed_extra = True
-                    state.report.warnings.append(
-                        f"intermediate stage {n} hit its {res.limit_seconds or 0:.1f} s limit; "
-                        "max is planned from the stages before it")
-                    continue
                 _fail(state, res)
                 break
-            if res.partial:
-                killed_extra = True
-                continue
             record(res)
             if state.dataset_size is not None and res.n >= state.dataset_size:
                 report.reason = f"the whole dataset ({res.n:,} examples) ran within the budget"
@@ -575,16 +576,16 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
         size = state.size()
         plan = step.plan
         n = step.n
-        progressive = (config.progressive == "auto" and config.schema_target == "record"
-                       and any(r.incremental for r in done if r.ok)
-                       and config.planner == "fit" and plan is not None and n < size)
+        progressive = _can_progress(state, done) and plan is not None and n < size
         if progressive:
             cap = planner.memory_cap(points, state.limits.memory_bytes)
             n = size if cap is None else max(n, min(size, cap))
         report.reason = step.reason
         res = run("max", n, step.predicted_seconds, progressive=progressive,
                   limit=None if progressive else step.limit_seconds)
-        if res.partial and res.ok:
+        if _planned_max_overran(res, progressive):
+            _fail(state, res)
+        elif res.partial and res.ok:
             report.reason = (f"the max stage ran until the deadline and kept {res.records:,} "
                              "validated records (progressive mode)")
         elif res.ok and res.n >= size:
@@ -595,6 +596,22 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
     if report.status == "running" and done and all(r.ok for r in done):
         _drift_warning(state, done)
     return done
+
+
+def _planned_max_overran(res: StageResult, progressive: bool) -> bool:
+    """A planned (not progressive) max must finish on its own: stopped at its deadline it is a
+    limit that stopped a stage (exit 3), although its validated prefix is kept in final/."""
+    return res.name == "max" and not progressive and res.killed_by == "deadline" and res.ok
+
+
+def _can_progress(state: _State, done: list[StageResult]) -> bool:
+    """Whether ``max`` may run progressively: switched on, records validated one by one, the
+    fitted planner, and the largest finished stage wrote its records as it went."""
+    config = state.config
+    if config.progressive != "auto" or config.schema_target != "record" or config.planner != "fit":
+        return False
+    finished = [r for r in done if r.ok and not r.partial]
+    return bool(finished) and max(finished, key=lambda r: r.n).incremental
 
 
 def _drift_warning(state: _State, done: list[StageResult]) -> None:
@@ -635,6 +652,8 @@ def _fail(state: _State, res: StageResult) -> None:
         what = {"memory": "the memory limit", "cpu": "the CPU-time limit",
                 "deadline": "its time limit", "processes": "the max-processes limit"}[res.killed_by]
         report.reason = f"stage {res.name} ({res.n:,} examples) was stopped by {what}"
+        if res.partial and res.records:
+            report.reason += f"; its {res.records:,} validated records are kept in final/"
         if res.killed_by == "memory" and res.exit_code == 0:
             report.reason = (f"stage {res.name} ({res.n:,} examples) ran out of memory although "
                              "the script exited 0; its output is not trusted")
@@ -667,6 +686,12 @@ def _hint_for(res: StageResult) -> str:
     if res.cause == "signal":
         return (f"something outside scaleup-ci sent {res.signal} to the script; check the runner "
                 f"(and the kernel log for an OOM kill), then read {res.stderr_path}")
+    if res.killed_by == "deadline" and res.name == "max" and res.predicted_seconds:
+        return (f"max was predicted to take {res.predicted_seconds:.0f} s but did not finish in "
+                f"{res.limit_seconds or 0:.0f} s: the cost per example grew past what the earlier "
+                "stages showed. If the dataset is sorted (by length or difficulty), use `sample: "
+                "random`; else raise `safety-margin`, or write JSONL as you go so max can be "
+                "progressive")
     if res.killed_by == "deadline":
         return (f"the script did not finish in {res.limit_seconds or 0:.0f} s; look at "
                 f"{res.stderr_path} for where it hung, or raise `time-budget`")

@@ -91,6 +91,7 @@ QUAD_MIN_T = 2.0  # the quadratic model needs its curvature this many standard e
 MEMORY_HEADROOM = 0.85
 RUN_LEVEL_TERM = False  # True: also count the level's uncertainty in the run term
 PESSIMISTIC_CENTRE = False  # True: the old rule, the pessimistic tied model is the centre too
+PROBE_SHARE = 0.5  # a fixed stage run on trial may use this share of the time left
 INTERMEDIATE_FACTOR = 2.5  # geometric step between intermediate stages
 INTERMEDIATE_MAX_FACTOR = 2.0  # no intermediate stage when max extrapolates at most this far
 INTERMEDIATE_MAX_SHARE = 0.6  # intermediate stages may take at most this share of the time left
@@ -1010,6 +1011,8 @@ class Step:
     limit_seconds: float
     reason: str
     plan: Plan | None = None
+    # A fixed stage run on trial (see next_step): stopped at ``limit_seconds`` and dropped then.
+    probe: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -1019,6 +1022,7 @@ class Step:
             "limit_seconds": self.limit_seconds,
             "reason": self.reason,
             "plan": self.plan.to_dict() if self.plan else None,
+            "probe": self.probe,
         }
 
 
@@ -1074,6 +1078,17 @@ def next_step(
             )
             limit = _stage_limit_for(usable, s, pred, remaining, rule)
             return Step("stage", s, pred, limit, why, None)
+        floor = max(p.seconds for p in usable)
+        if few and rule == RULE_FIT and floor * (1 + margin) <= PROBE_SHARE * remaining:
+            # One or two sizes cannot tell a start-up (model loading, imports) from per-example
+            # cost, and the pessimistic reading (all of it per example) can make max tiny. The
+            # stage costs at least the slowest run so far (cost never falls with n): when that
+            # fits in a share of the time left, run it on trial, stopped at that share.
+            limit = PROBE_SHARE * remaining
+            why = (f"stage {s} on trial: up to {_fmt_s(pred or 0.0)} if all the time so far is "
+                   f"per-example cost, about {_fmt_s(floor)} if it is start-up; stopped after "
+                   f"{_fmt_s(limit)} if it is the former")
+            return Step("stage", s, pred, limit, why, None, probe=True)
     plan = plan_max(
         points,
         remaining=remaining,

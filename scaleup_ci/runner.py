@@ -36,6 +36,7 @@ _FIRST_SAMPLE = 0.02
 _ECHO_CAP = 1 << 20  # bytes echoed per stream per stage; the log files keep everything
 _FOLLOW_CHUNK = 1 << 20  # bytes read at a time from the output file being followed
 _FOLLOW_PER_POLL = 16 << 20  # bytes validated per loop pass while the script runs
+_INCREMENTAL_MIN_SPAN = 0.25  # seconds over which records must arrive to count as incremental
 CANCEL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL when the run is cancelled
 #: The cgroup's hard limit sits this much above the tree watchdog's limit: a tree that grows
 #: steadily is stopped by the watchdog (a clean kill with evidence), never left stalling in
@@ -275,10 +276,9 @@ class _OutputFollower:
         self.stream = StreamValidator(
             spec.validator, target="record", max_errors=spec.max_errors, fail_fast=spec.fail_fast
         ) if spec.target == "record" else None
+        # When records were first and last seen while the script ran (see incremental()).
         self.first_record_at: float | None = None
-        # Polls (while the script still ran) that found new records: two or more mean the
-        # records arrived over time, not in one burst at the end.
-        self.polls_with_records = 0
+        self.last_record_at: float | None = None
         self.failed = False
 
     def poll(self, final: bool = False) -> None:
@@ -297,7 +297,21 @@ class _OutputFollower:
             self._read(budget)
         finally:
             if not final and self.stream.records > before:
-                self.polls_with_records += 1
+                self.last_record_at = time.monotonic()
+                if self.first_record_at is None:
+                    self.first_record_at = self.last_record_at
+
+    def incremental(self, ended_at: float) -> bool:
+        """Whether the records arrived over time while the script worked, not in one burst.
+
+        The arrivals must span at least :data:`_INCREMENTAL_MIN_SPAN` seconds and at least half
+        of the time from the first record to the script's exit. A script that writes everything
+        at the end and then tears down (or uploads, or exits slowly) fails the second test: its
+        records are not a prefix that a stop at the deadline would keep."""
+        if self.first_record_at is None or self.last_record_at is None:
+            return False
+        span = self.last_record_at - self.first_record_at
+        return span >= _INCREMENTAL_MIN_SPAN and span >= 0.5 * (ended_at - self.first_record_at)
 
     def _read(self, budget: int | None) -> None:
         assert self.stream is not None and self.fh is not None
@@ -327,8 +341,6 @@ class _OutputFollower:
             self.buf = lines.pop()
             # The batch path of the validator (fast validator, no per-line call overhead).
             self.line_no = self.stream.feed_lines(lines, self.line_no + 1) - 1
-            if self.first_record_at is None and self.stream.records:
-                self.first_record_at = time.monotonic()
             if self.stream.stopped:
                 self.failed = True
                 return
@@ -667,9 +679,7 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
                                target=spec.target, max_errors=spec.max_errors)
     _process_problem(res, stopped, _last_error_line(stage_dir / "stderr.log"))
     _apply_validation(res, vres)
-    if follower.first_record_at is not None and res.wall_seconds > 0.2:
-        res.incremental = ((follower.first_record_at - started) < 0.8 * res.wall_seconds
-                           or follower.polls_with_records >= 2)
+    res.incremental = follower.incremental(started + res.wall_seconds)
     if stopped and res.killed_by == "deadline" and res.valid and res.records > 0:
         res.partial = True
     if self_stopped and res.valid and 0 < res.records < spec.n:

@@ -226,3 +226,55 @@ def test_incremental_output_after_a_slow_start_is_detected(tmp_path: Path) -> No
     assert r.report["elapsed_seconds"] <= 25
     lines = (r.out_dir / "final" / "output.jsonl").read_text().splitlines()
     assert len(lines) == mx["records"] > 200
+
+
+def test_output_written_at_the_end_before_a_teardown_is_not_taken_for_incremental(
+        tmp_path: Path) -> None:
+    """A script that writes all its records at the end and then spends 1.5 s tearing down gets a
+    planned max (a progressive max would be stopped before it wrote anything), which finishes."""
+    data = write_dataset(tmp_path / "big.jsonl", 20000)
+    r = run_cli(tmp_path, "run", "--command",
+                _eval("--at-end", "--teardown", "1.5", "--sleep", "0.002"),
+                "--full-file", str(data), "--schema", str(SCHEMA), "--time-budget", "30s")
+    assert r.code == 0, r.stdout + r.stderr
+    assert not any(s.get("incremental") for s in r.report["stages"])
+    mx = r.stage("max")
+    assert mx["partial"] is False and mx["killed_by"] is None and mx["n"] < 20000
+    assert r.report["elapsed_seconds"] <= 30
+    lines = (r.out_dir / "final" / "output.jsonl").read_text().splitlines()
+    assert len(lines) == mx["records"] == mx["n"]
+
+
+def test_a_planned_max_stopped_at_the_deadline_exits_3_and_keeps_its_prefix(
+        tmp_path: Path) -> None:
+    """With progressive max off, a max that cannot finish (the script hangs at example 1,300,
+    just past the 1,250 stage) is stopped at its limit: exit 3, the reason names the stage and
+    the records kept, the hint says what to change, and final/ holds the validated prefix."""
+    data = write_dataset(tmp_path / "big.jsonl", 20000)
+    r = run_cli(tmp_path, "run", "--command", _eval("--sleep", "0.002", "--hang-from", "1300"),
+                "--full-file", str(data), "--schema", str(SCHEMA), "--time-budget", "25s",
+                "--progressive", "off")
+    assert r.code == 3, r.stdout + r.stderr
+    mx = r.stage("max")
+    assert mx["n"] > 1300 and mx["killed_by"] == "deadline" and mx["records"] == 1300
+    assert r.report["status"] == "failed"
+    assert "stage max" in r.report["reason"] and "1,300 validated records" in r.report["reason"]
+    assert "sample: random" in r.report["error"]["hint"]
+    assert r.report["elapsed_seconds"] <= 25
+    lines = (r.out_dir / "final" / "output.jsonl").read_text().splitlines()
+    assert len(lines) == 1300
+
+
+def test_a_long_start_up_gets_its_next_stage_on_trial(tmp_path: Path) -> None:
+    """A 6 s start-up with a 30 s budget: from the mini stage alone, stage 10 looks like 20 s
+    (all of the 6 s taken as per-example cost). It runs on trial with a limit, shows the time
+    is start-up, and max grows far past 10 examples instead of stopping at a handful."""
+    data = write_dataset(tmp_path / "big.jsonl", 20000)
+    r = run_cli(tmp_path, "run", "--command", _eval("--startup", "6", "--sleep", "0.002",
+                                                    "--at-end"),
+                "--full-file", str(data), "--schema", str(SCHEMA), "--time-budget", "30s")
+    assert r.code == 0, r.stdout + r.stderr
+    ten = r.stage("10")
+    assert any("on trial" in note for note in ten["notes"]) and ten["killed_by"] is None
+    assert r.stage("max")["n"] >= 50
+    assert r.report["elapsed_seconds"] <= 30

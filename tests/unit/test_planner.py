@@ -480,3 +480,22 @@ def test_a_parabola_that_misfits_a_power_law_does_not_widen_the_band() -> None:
     assert up <= 1.3 * centre.predict(3672)
     truth = 0.1 + 0.002 * 3672**1.15  # the workload's curve
     assert centre.predict(3672) == pytest.approx(truth, rel=0.1)
+
+
+def test_a_long_start_up_seen_once_runs_the_next_stage_on_trial() -> None:
+    """After a mini stage of 8 s (a start-up, but one size cannot show that), stage 10 would take
+    27 s if it were all per-example cost: it runs on trial, limited to half the time left, since
+    it costs at least the 8 s seen so far. The rule-of-thumb baseline has no trial."""
+    pts = [Point(3, 8.06, first=True)]
+    step = planner.next_step(pts, pending=[10, 50, 100, 200], remaining=30.4, margin=0.1,
+                             dataset_size=20_000, largest_done=3)
+    assert (step.action, step.n, step.probe) == ("stage", 10, True)
+    assert step.limit_seconds == pytest.approx(15.2)
+    assert "on trial" in step.reason
+    base = planner.next_step(pts, pending=[10, 50, 100, 200], remaining=30.4, margin=0.1,
+                             dataset_size=20_000, largest_done=3, rule="rule-of-thumb")
+    assert not base.probe
+    # No trial when even the time seen so far would not fit in half of what is left.
+    late = planner.next_step(pts, pending=[10, 50, 100, 200], remaining=14.0, margin=0.1,
+                             dataset_size=20_000, largest_done=3)
+    assert not late.probe

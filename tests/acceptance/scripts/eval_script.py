@@ -1,7 +1,7 @@
 """A small real evaluation script used by the acceptance tests.
 
 usage: eval_script.py INPUT OUTPUT [--sleep S] [--crash-at N] [--invalid-at N] [--hang-at N]
-                                   [--startup S] [--at-end]
+                                   [--startup S] [--at-end] [--teardown S] [--hang-from I]
 
 Reads JSONL, JSON-array or CSV input, "scores" each example (length of its text), and appends one
 JSONL record per example to OUTPUT, flushing each one. Behaviour switches make it fail in the
@@ -42,6 +42,9 @@ def main():
     ap.add_argument("--invalid-at", type=int, default=-1)
     ap.add_argument("--hang-at", type=int, default=-1)
     ap.add_argument("--at-end", action="store_true")
+    ap.add_argument("--teardown", type=float, default=0.0, help="seconds to sleep after writing")
+    ap.add_argument("--hang-from", type=int, default=-1,
+                    help="hang at this example index, in any stage that reaches it")
     args = ap.parse_args()
     examples = load(args.input)
     n = len(examples)
@@ -58,6 +61,8 @@ def main():
     with open(args.output, "a", encoding="utf-8") as out:
         for i, ex in enumerate(examples):
             time.sleep(args.sleep)
+            while i == args.hang_from:
+                time.sleep(1)
             text = json.dumps(ex, sort_keys=True)
             rec = {"id": str(ex.get("id", i)) if isinstance(ex, dict) else str(i),
                    "score": len(text) % 7 / 7, "length": len(text)}
@@ -70,6 +75,7 @@ def main():
                 out.flush()
         for rec in records:
             out.write(json.dumps(rec) + "\n")
+    time.sleep(args.teardown)
     print(f"eval_script: wrote {n} records; deadline {os.environ.get('SCALEUP_DEADLINE')}")
 
 
