@@ -440,6 +440,10 @@ def _run_sequence(state: _State, *, pass_no: int, end: float,
                 if points:
                     m = planner.fit(points)
                     predicted = m.predict(n) if m else None
+                # The final pass reruns a progressive max progressively.
+                progressive = sizes is not None and st.name == "max" and any(
+                    r.name == "max" and r.partial and r.ok and r.pass_no == 1
+                    for r in state.results)
             if not fits:
                 skipped = StageResult(name=st.name, n=n, skipped=True, predicted_seconds=predicted,
                                       problem=f"predicted {predicted:.1f} s does not fit in the "
@@ -523,9 +527,10 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
             r.name != "mini" or config.mini_file is None)), default=0)
         pending = [x for x in pending if x > largest]
         overhead = max(state.overheads[-3:], default=0.5)
-        # What a stage can really use: the time to the end, less the tool's own per-stage work
-        # and what stopping a stage at its limit takes (grace, drain, validation; see _run_one).
-        remaining = end - time.monotonic() - overhead - (state.grace + 0.5 + 0.2)
+        # What max can really use: the time to the end, less the tool's own per-stage work and
+        # what stopping it at its limit takes (grace, drain, validation; see _run_one).
+        left = end - time.monotonic()
+        remaining = left - overhead - (_max_grace(state, left) + 0.5)
         # A progressive max needs no accurate extrapolation: intermediate stages would only spend
         # the time that max turns into records.
         will_be_progressive = _can_progress(state, done)
@@ -719,15 +724,15 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
 
     now = time.monotonic()
     # Time after SIGTERM: the grace period, draining the pipes, validating, writing the report.
-    finish = state.grace + 0.5 + _validation_allowance(n)
     grace = state.grace
+    finish = grace + 0.5 + _validation_allowance(n)
+    if name == "max":
+        grace = _max_grace(state, end - now)
+        finish = grace + 0.2 + _validation_allowance(n)
     if progressive and points:
         # The records land validated already: only the ones the time allows need a final pass.
         rate = max(p.n / p.seconds for p in points if p.seconds > 0)
         est = min(n, int(rate * max(0.0, end - now) * 1.5) + 1)
-        # The stop is planned (SCALEUP_DEADLINE tells the script when), so the grace after
-        # SIGTERM is a short share of the time left; a slow exit is covered by the reserve.
-        grace = min(state.grace, max(0.25, 0.02 * max(0.0, end - now)))
         finish = grace + 0.2 + est / 200_000
     budget_left = end - now - finish
     if progressive:
@@ -830,6 +835,13 @@ def _check_disk(state: _State, name: str, n: int, *, progressive: bool, end: flo
             f"{limits_mod.format_bytes(free)} free on {state.out_dir}",
             hint="free disk space, point `out-dir` at a larger disk, or lower `stages`/"
                  "`time-budget`; the finished stages are kept")
+
+
+def _max_grace(state: _State, left: float) -> float:
+    """The grace after SIGTERM for ``max``: the last stage, whose stop SCALEUP_DEADLINE announces,
+    so a short share of the time left (at most ``grace-period``); a slow exit is covered by the
+    reserve."""
+    return min(state.grace, max(0.25, 0.02 * max(0.0, left)))
 
 
 def _validation_allowance(n: int) -> float:

@@ -1089,6 +1089,16 @@ def next_step(
                    f"per-example cost, about {_fmt_s(floor)} if it is start-up; stopped after "
                    f"{_fmt_s(limit)} if it is the former")
             return Step("stage", s, pred, limit, why, None, probe=True)
+        if (not few and rule == RULE_FIT and pred is not None
+                and pred * (1 + margin) <= share * remaining):
+            # Only the pessimistic edge is too large (noisy timings, a curve the points cannot
+            # pin down): the stage is likely cheap and its timing narrows the band most. Run it
+            # on trial, stopped at the same share of the time left.
+            limit = share * remaining
+            why = (f"stage {s} on trial: predicted {_fmt_s(pred)}, but its pessimistic edge is "
+                   f"over {share:.0%} of the {_fmt_s(remaining)} remaining; stopped after "
+                   f"{_fmt_s(limit)}")
+            return Step("stage", s, pred, limit, why, None, probe=True)
     plan = plan_max(
         points,
         remaining=remaining,

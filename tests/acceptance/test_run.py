@@ -278,3 +278,16 @@ def test_a_long_start_up_gets_its_next_stage_on_trial(tmp_path: Path) -> None:
     assert any("on trial" in note for note in ten["notes"]) and ten["killed_by"] is None
     assert r.stage("max")["n"] >= 50
     assert r.report["elapsed_seconds"] <= 30
+
+
+def test_final_pass_reruns_a_progressive_max_progressively(tmp_path: Path) -> None:
+    """With final-pass, a max that was progressive in the first pass is progressive again in the
+    second: stopped at the deadline with its validated prefix, exit 0 (not a limit failure)."""
+    data = write_dataset(tmp_path / "big.jsonl", 20000)
+    r = run_cli(tmp_path, "run", "--command", _eval("--sleep", "0.002"), "--full-file", str(data),
+                "--schema", str(SCHEMA), "--time-budget", "30s", "--final-pass")
+    assert r.code == 0, r.stdout + r.stderr
+    maxes = [s for s in r.report["stages"] if s["name"] == "max"]
+    assert [s["pass_no"] for s in maxes] == [1, 2]
+    assert all(s["partial"] and s["killed_by"] == "deadline" for s in maxes)
+    assert r.report["elapsed_seconds"] <= 30

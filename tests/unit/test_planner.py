@@ -499,3 +499,16 @@ def test_a_long_start_up_seen_once_runs_the_next_stage_on_trial() -> None:
     late = planner.next_step(pts, pending=[10, 50, 100, 200], remaining=14.0, margin=0.1,
                              dataset_size=20_000, largest_done=3)
     assert not late.probe
+
+
+def test_a_cheap_stage_whose_edge_is_too_wide_runs_on_trial() -> None:
+    """Timings of a real write-at-end script with a 2 s start-up and 10% per-run noise: after
+    stage 100 the band is so wide that stage 200's pessimistic edge is over a third of the time
+    left, although its prediction is about 2 s. It runs on trial, stopped at that third, instead
+    of max being planned from a band that made it 272 examples."""
+    pts = [Point(3, 2.271, first=True), Point(10, 1.926), Point(50, 1.942), Point(100, 2.658)]
+    step = planner.next_step(pts, pending=[200], remaining=22.0, margin=0.1,
+                             dataset_size=20_000, largest_done=100)
+    assert (step.action, step.n, step.probe) == ("stage", 200, True)
+    assert step.predicted_seconds is not None and step.predicted_seconds < 4.0
+    assert step.limit_seconds == pytest.approx(22.0 / 3)
