@@ -620,24 +620,40 @@ def _can_progress(state: _State, done: list[StageResult]) -> bool:
 
 
 def _drift_warning(state: _State, done: list[StageResult]) -> None:
-    """With sample: first, warn when per-example cost keeps rising with the index."""
+    """With sample: first, warn when per-example cost rises with the position in the dataset.
+
+    The stages hold the first N examples, so a cost that rises with N can come from the data
+    (sorted by length or difficulty) or from the script (work that grows with N). The direct
+    evidence is inside a stage whose records arrived as it went: its later records came at
+    least :data:`DRIFT_SLOWDOWN` times slower than its earlier ones (a script whose cost grows
+    with N slows every record alike). Without it (output written at the end), the marginal cost
+    per example between stages of 50 or more must end at least :data:`DRIFT_RISE` times where it
+    began, at its highest."""
     if state.config.sample != "first":
         return
-    rates = [(r.n, r.wall_seconds / r.n) for r in done if r.n >= 10 and not r.partial]
-    if len(rates) < 3:
-        return
-    # Marginal per-example cost between consecutive stages.
-    marg = []
-    for (n1, r1), (n2, r2) in zip(rates, rates[1:], strict=False):
-        if n2 > n1:
-            marg.append((n2 * r2 - n1 * r1) / (n2 - n1))
-    if len(marg) >= 2 and all(b > a * 1.3 for a, b in zip(marg, marg[1:], strict=False)) and (
-            marg[0] > 0):
-        msg = ("per-example cost rises with the position in the dataset (" +
-               ", ".join(f"{m:.3g}" for m in marg) + " s per example between stages): the "
-               "dataset may be sorted by difficulty; `sample: random` gives a fairer estimate")
-        if msg not in state.report.warnings:
-            state.report.warnings.append(msg)
+    seen = [r for r in done if r.ok and r.slowdown is not None and r.name != "mini"]
+    evidence = ""
+    if seen:
+        largest = max(seen, key=lambda r: r.records)
+        if largest.slowdown is None or largest.slowdown < DRIFT_SLOWDOWN:
+            return
+        evidence = (f"within stage {largest.name} the later records took "
+                    f"{largest.slowdown:.1f}x as long as the earlier ones")
+    else:
+        pts = [(r.n, r.wall_seconds) for r in done
+               if r.ok and r.n >= 50 and not r.partial and r.name != "mini"]
+        marg = [(y2 - y1) / (n2 - n1) for (n1, y1), (n2, y2) in zip(pts, pts[1:], strict=False)
+                if n2 > n1]
+        if len(marg) < 2 or marg[0] <= 0 or marg[-1] < max(marg) or (
+                marg[-1] < DRIFT_RISE * marg[0]):
+            return
+        evidence = (f"the marginal cost per example rose from {marg[0]:.3g} s to "
+                    f"{marg[-1]:.3g} s between stages")
+    msg = (f"per-example cost rises with the position in the dataset ({evidence}): the dataset "
+           "may be sorted (by length or difficulty), so the stages are not a fair sample; "
+           "`sample: random` gives a fairer estimate")
+    if msg not in state.report.warnings:
+        state.report.warnings.append(msg)
 
 
 def _fail(state: _State, res: StageResult) -> None:
@@ -835,6 +851,10 @@ def _check_disk(state: _State, name: str, n: int, *, progressive: bool, end: flo
             f"{limits_mod.format_bytes(free)} free on {state.out_dir}",
             hint="free disk space, point `out-dir` at a larger disk, or lower `stages`/"
                  "`time-budget`; the finished stages are kept")
+
+
+DRIFT_SLOWDOWN = 1.5  # later records in a stage came this much slower than earlier ones
+DRIFT_RISE = 2.0  # without that evidence, the marginal cost per example at least doubled
 
 
 def _max_grace(state: _State, left: float) -> float:

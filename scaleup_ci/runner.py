@@ -157,6 +157,8 @@ class StageResult:
     evidence: list[str] = field(default_factory=list)
     partial: bool = False
     incremental: bool = False
+    # Seconds per record late in the stage over early in it (records written as they go).
+    slowdown: float | None = None
     fail_fast: bool = False
     predicted_seconds: float | None = None
     limit_seconds: float | None = None
@@ -279,6 +281,8 @@ class _OutputFollower:
         # When records were first and last seen while the script ran (see incremental()).
         self.first_record_at: float | None = None
         self.last_record_at: float | None = None
+        # (time, records so far) at each poll that found new records while the script ran.
+        self.arrivals: list[tuple[float, int]] = []
         self.failed = False
 
     def poll(self, final: bool = False) -> None:
@@ -300,6 +304,7 @@ class _OutputFollower:
                 self.last_record_at = time.monotonic()
                 if self.first_record_at is None:
                     self.first_record_at = self.last_record_at
+                self.arrivals.append((self.last_record_at, self.stream.records))
 
     def incremental(self, ended_at: float) -> bool:
         """Whether the records arrived over time while the script worked, not in one burst.
@@ -312,6 +317,21 @@ class _OutputFollower:
             return False
         span = self.last_record_at - self.first_record_at
         return span >= _INCREMENTAL_MIN_SPAN and span >= 0.5 * (ended_at - self.first_record_at)
+
+    def slowdown(self) -> float | None:
+        """Seconds per record in the second half of the arrivals over the first half: above 1
+        when records that come later in the input cost more to produce. ``None`` when too few
+        arrivals were seen to tell (under 8 polls or 0.5 s)."""
+        arr = self.arrivals
+        if len(arr) < 8 or arr[-1][0] - arr[0][0] < 0.5:
+            return None
+        (t0, c0), (t1, c1) = arr[0], arr[-1]
+        th, ch = next((t, c) for t, c in arr if c >= (c0 + c1) / 2)
+        if ch <= c0 or c1 <= ch or th <= t0:
+            return None
+        first = (th - t0) / (ch - c0)
+        second = (t1 - th) / (c1 - ch)
+        return second / first if first > 0 else None
 
     def _read(self, budget: int | None) -> None:
         assert self.stream is not None and self.fh is not None
@@ -680,6 +700,9 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
     _process_problem(res, stopped, _last_error_line(stage_dir / "stderr.log"))
     _apply_validation(res, vres)
     res.incremental = follower.incremental(started + res.wall_seconds)
+    if res.incremental:
+        slow = follower.slowdown()
+        res.slowdown = None if slow is None else round(slow, 3)
     if stopped and res.killed_by == "deadline" and res.valid and res.records > 0:
         res.partial = True
     if self_stopped and res.valid and 0 < res.records < spec.n:

@@ -200,6 +200,8 @@ def summarise(results: list[RunResult]) -> list[dict[str, Any]]:
             "pred_err": statistics.median(errs) if errs else None,
             "final_valid": all(r.final_ok for r in rs),
             "status": ",".join(sorted({str(r.report.get("status")) for r in rs})),
+            "drift": sum(1 for r in rs if any("rises with the position" in w
+                                              for w in r.report.get("warnings", []))),
             "utils": utils,
         })
     return rows
@@ -210,14 +212,15 @@ def table(rows: list[dict[str, Any]]) -> str:
         return "–" if v is None else format(v, fmt)
 
     out = ["| workload | mode | runs | overruns | worst wall−budget (s) | max killed at deadline "
-           "| median util | median records | median max pred. error | final/ valid | status |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| median util | median records | median max pred. error | final/ valid | status "
+           "| drift warning |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(
             f"| {r['workload']} | {r['mode']} | {r['runs']} | {r['overruns']} | "
             f"{r['worst_over_s']:+.2f} | {r['max_killed']}/{r['max_runs']} | "
             f"{f(r['util'], '.2f')} | {r['records']:.0f} | {f(r['pred_err'], '.1%')} | "
-            f"{'yes' if r['final_valid'] else 'NO'} | {r['status']} |")
+            f"{'yes' if r['final_valid'] else 'NO'} | {r['status']} | {r['drift']}/{r['runs']} |")
     return "\n".join(out)
 
 
