@@ -427,7 +427,8 @@ def _run_sequence(state: _State, *, pass_no: int, end: float,
                 break
             progressive = _can_progress(state, done) and plan.max_n < size
             n = size if progressive else plan.max_n
-            predicted = plan.predicted_seconds
+            predicted = _progressive_prediction(plan, points, n) if progressive else (
+                plan.predicted_seconds)
             report.reason = plan.reason
             fits = True
         else:
@@ -586,7 +587,10 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
             cap = planner.memory_cap(points, state.limits.memory_bytes)
             n = size if cap is None else max(n, min(size, cap))
         report.reason = step.reason
-        res = run("max", n, step.predicted_seconds, progressive=progressive,
+        predicted = step.predicted_seconds
+        if progressive and plan is not None:
+            predicted = _progressive_prediction(plan, points, n)
+        res = run("max", n, predicted, progressive=progressive,
                   limit=None if progressive else step.limit_seconds)
         if _planned_max_overran(res, progressive):
             _fail(state, res)
@@ -601,6 +605,17 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
     if report.status == "running" and done and all(r.ok for r in done):
         _drift_warning(state, done)
     return done
+
+
+def _progressive_prediction(plan: planner.Plan, points: list[planner.Point],
+                            n: int) -> float | None:
+    """The predicted time of a progressive max given ``n`` examples (usually the whole dataset,
+    more than the plan's ``max_n``): it is stopped at its limit, so this says how much of the
+    stage the budget covers, not when it ends."""
+    if plan.predicted_full_seconds is not None and n >= plan.dataset_size:
+        return plan.predicted_full_seconds
+    model = planner.fit(points, target_n=n)
+    return model.predict(n) if model is not None else plan.predicted_seconds
 
 
 def _planned_max_overran(res: StageResult, progressive: bool) -> bool:

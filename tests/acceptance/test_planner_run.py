@@ -34,6 +34,10 @@ def test_progressive_max_keeps_every_valid_record_and_packs_the_budget(tmp_path:
     assert mx["partial"] is True and mx["killed_by"] == "deadline" and mx["valid"] is True
     assert mx["n"] == 5000 and 0 < mx["records"] < 5000
     assert mx["wall_seconds"] >= 0.7 * mx["remaining_at_start"]
+    # Its prediction is for the n it was given (the whole dataset), which does not fit.
+    assert mx["predicted_seconds"] > mx["remaining_at_start"]
+    assert abs(mx["predicted_seconds"] - rep["plan"]["predicted_full_seconds"]) < 0.01 * (
+        mx["predicted_seconds"])
     final = (r.out_dir / "final" / "output.jsonl").read_bytes()
     assert final.endswith(b"\n")
     lines = final.splitlines()
