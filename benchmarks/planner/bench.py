@@ -92,6 +92,7 @@ class RunResult:
     report: dict[str, Any] = field(default_factory=dict)
     final_ok: bool = True
     final_records: int = 0
+    rep: int = 0
 
     @property
     def overrun(self) -> float:
@@ -161,7 +162,7 @@ def run_one(w: Workload, mode: str, rep: int, base: Path) -> RunResult:
     except (OSError, ValueError):
         report = {}
     ok, recs = _check_final(work / "out")
-    return RunResult(w.kind, mode, wall, w.budget, proc.returncode, report, ok, recs)
+    return RunResult(w.kind, mode, wall, w.budget, proc.returncode, report, ok, recs, rep)
 
 
 def summarise(results: list[RunResult]) -> list[dict[str, Any]]:
@@ -297,6 +298,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"max n={m.get('n')} {m.get('wall_seconds', 0):.1f}s of "
                   f"{m.get('remaining_at_start')} killed_by={m.get('killed_by')} "
                   f"partial={m.get('partial')} final={r.final_records}", flush=True)
+    broken = [r for r in results if not r.report]
+    for r in broken[:3]:
+        tail = (base / f"{r.workload}-{r.mode}-{r.rep}" / "console.txt").read_text()[-1500:]
+        print(f"\n{r.workload} {r.mode}: exit {r.code} and no report.json; console ends:\n{tail}",
+              file=sys.stderr)
+    if broken:
+        print(f"\n{len(broken)} of {len(results)} runs wrote no report.json: the figures would be "
+              "meaningless. Is scaleup-ci installed in this Python (pip install -e .)?",
+              file=sys.stderr)
+        return 1
     rows = summarise(results)
     print()
     print(table(rows))
