@@ -12,6 +12,7 @@ import datetime as dt
 import itertools
 import json
 import math
+import os
 import re
 import shutil
 import time
@@ -37,11 +38,23 @@ TIMING_MOVED = 0.25
 
 
 def process_start_monotonic() -> float:
-    """The monotonic clock reading at which this process started (the budget counts from there)."""
+    """The monotonic clock reading at which this process started (the budget counts from there).
+
+    Linux gives the start in clock ticks since boot (/proc/self/stat), which CLOCK_BOOTTIME
+    measures to the tick. psutil's create_time adds the boot time, which /proc/stat rounds to
+    whole seconds: the budget would start up to a second early, and that second is lost."""
+    age: float | None = None
     try:
-        age = time.time() - psutil.Process().create_time()
-    except (psutil.Error, OSError):
-        age = 0.0
+        with open("/proc/self/stat", "rb") as fh:
+            ticks = int(fh.read().rsplit(b")", 1)[1].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        age = None
+    if age is None or not 0.0 <= age <= 60.0:
+        try:
+            age = time.time() - psutil.Process().create_time()
+        except (psutil.Error, OSError):
+            age = 0.0
     return time.monotonic() - max(0.0, min(age, 60.0))
 
 
@@ -461,7 +474,7 @@ def _run_sequence(state: _State, *, pass_no: int, end: float,
         res = _run_one(state, st.name, n, pass_no=pass_no, end=end, predicted=predicted,
                        progressive=progressive, points=points)
         done.append(res)
-        if _planned_max_overran(res, progressive):
+        if res.killed_by == "cancelled" or _planned_max_overran(res, progressive):
             _fail(state, res)
             break
         if res.partial and res.ok:
@@ -592,14 +605,14 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
             predicted = _progressive_prediction(plan, points, n)
         res = run("max", n, predicted, progressive=progressive,
                   limit=None if progressive else step.limit_seconds)
-        if _planned_max_overran(res, progressive):
+        if res.killed_by == "cancelled" or _planned_max_overran(res, progressive):
             _fail(state, res)
         elif res.partial and res.ok:
             report.reason = (f"the max stage ran until the deadline and kept {res.records:,} "
                              "validated records (progressive mode)")
         elif res.ok and res.n >= size:
             report.reason = f"the whole dataset ({size:,} examples) ran within the budget"
-        if not res.ok:
+        if not res.ok and report.status == "running":
             _fail(state, res)
         break
     if report.status == "running" and done and all(r.ok for r in done):
@@ -677,6 +690,8 @@ def _fail(state: _State, res: StageResult) -> None:
     if report.status == "cancelled":
         report.exit_code = 130
         report.reason = f"cancelled during stage {res.name}"
+        if res.partial and res.ok:
+            report.reason += f"; its {res.records:,} validated records are kept in final/"
         return
     first = ""
     if res.errors:
@@ -823,7 +838,9 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
     if res.ok:
         _publish_final(state, res)
     state.hooks.echo(
-        f"scaleup-ci: stage {name} {'ok' if res.ok else 'FAILED'} in {res.wall_seconds:.2f} s"
+        f"scaleup-ci: stage {name} "
+        f"{'cancelled' if res.killed_by == 'cancelled' else 'ok' if res.ok else 'FAILED'} "
+        f"in {res.wall_seconds:.2f} s"
         f" · {res.records:,} records" + (f" · {res.problem}" if res.problem else ""))
     state.save()
     return res

@@ -705,6 +705,10 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         res.slowdown = None if slow is None else round(slow, 3)
     if stopped and res.killed_by == "deadline" and res.valid and res.records > 0:
         res.partial = True
+    if (stopped and res.killed_by == "cancelled" and spec.allow_partial and res.valid
+            and res.records > 0):
+        # Cancelled during max: what it validated so far is finished work, and is kept.
+        res.partial = True
     if self_stopped and res.valid and 0 < res.records < spec.n:
         res.partial = True
         res.notes.append(f"the script stopped itself before SCALEUP_DEADLINE after "
