@@ -729,17 +729,25 @@ def _convert_string(option: str, value: str, where: str) -> Any:
     return value
 
 
-def _command_warnings(command: str) -> list[str]:
+def _command_warnings(command: str, *, shell: bool, where: str) -> list[str]:
+    """Warnings for ``{word}``s in the command that look like a misspelt placeholder; a near
+    miss (``{inpt}``, ``{ouput}``) is an error, as the script would be handed the literal text.
+    With ``shell: true`` braces are common shell syntax (``awk '{print}'``), so only a warning."""
     warnings = []
     for word in sorted(set(re.findall(r"\{([A-Za-z_]+)\}", command))):
         if word in _PLACEHOLDERS:
             continue
         close = difflib.get_close_matches(word.lower(), _PLACEHOLDERS, n=1, cutoff=0.6)
-        if close:
-            warnings.append(
-                f"command: {{{word}}} is not a placeholder; did you mean {{{close[0]}}}? "
-                "(placeholders: {input} {output} {n} {stage} {full})"
-            )
+        if not close:
+            continue
+        problem = (f"{{{word}}} is not a placeholder; did you mean {{{close[0]}}}? "
+                   "(placeholders: {input} {output} {n} {stage} {full})")
+        near = difflib.SequenceMatcher(None, word.lower(), close[0]).ratio() >= 0.75
+        if near and not shell:
+            raise _error("command", where, problem,
+                         f"write {{{close[0]}}}; if {{{word}}} is meant literally, run the command "
+                         "with `shell: true`")
+        warnings.append(f"command: {problem}")
     return warnings
 
 
@@ -947,7 +955,12 @@ def load_config(
             f"{reserve:g}s is not less than time-budget ({budget:g}s)",
             "lower reserve, raise time-budget, or use reserve: auto",
         )
-    warnings += _command_warnings(values["command"])
+    if path is not None and sources["working-directory"] == "default":
+        # A config file describes a project rooted at its folder: its relative paths start
+        # there, so the command runs there too (unless working-directory says otherwise).
+        values["working_directory"] = path.parent
+    warnings += _command_warnings(values["command"], shell=bool(values["shell"]),
+                                  where=where("command"))
 
     return Config(
         **values,

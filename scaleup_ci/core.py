@@ -301,6 +301,8 @@ def _setup(config: Config, env: Mapping[str, str], report: Report, out_dir: Path
         words = shlex.split(config.command)
     except ValueError:
         words = config.command.split()
+    if not config.shell and words:
+        _check_program(words[0], config.working_directory, env)
     hits = _check_mock(config, words) if config.mock_guard != "off" else []
     if hits:
         msg = "the command looks like it uses mock data or APIs: " + "; ".join(hits)
@@ -317,11 +319,42 @@ def _setup(config: Config, env: Mapping[str, str], report: Report, out_dir: Path
     state.redact = [re.compile(p.encode()) for p in config.redact]
     state.mini = mini
     hooks.echo(f"scaleup-ci: {dataset.describe()} · budget {budget:g} s (reserve {reserve:.1f} s) · "
-               f"{hw.cpus:g} CPUs · memory limit "
-               f"{lim.memory_bytes if lim.memory_bytes else 'none'} bytes")
+               f"{hw.cpus:g} CPUs · memory limit {limits_mod.format_bytes(lim.memory_bytes or None)}")
     _clear_previous_run(out_dir)
     state.save()
     return state
+
+
+def _check_program(prog: str, cwd: Path, env: Mapping[str, str]) -> None:
+    """A command whose program does not exist is a configuration error (exit 2), found before
+    any stage runs, rather than a script failure at the mini stage."""
+    if "{" in prog:
+        return  # a placeholder: known only per stage
+    if "/" in prog:
+        path = cwd / prog
+        if not path.exists():
+            raise ConfigError(f"command: {prog} does not exist (looked in {cwd})",
+                              hint="fix the path in `command`, or set `working-directory` to "
+                                   "the folder it is relative to")
+        if path.is_dir() or not os.access(path, os.X_OK):
+            raise ConfigError(f"command: {prog} is not an executable file",
+                              hint=f"run it through its interpreter (such as `python {prog}`), "
+                                   "or make it executable (chmod +x)")
+        return
+    search = env.get("PATH", os.defpath)
+    if shutil.which(prog, path=search) is not None:
+        return
+    import difflib
+
+    names: set[str] = set()
+    for d in search.split(os.pathsep):
+        with contextlib.suppress(OSError):
+            names.update(os.listdir(d or "."))
+    close = difflib.get_close_matches(prog, sorted(names), n=1, cutoff=0.75)
+    raise ConfigError(
+        f"command: program {prog!r} not found on PATH"
+        + (f"; did you mean {close[0]!r}?" if close else ""),
+        hint="fix the program name in `command`, or install it / add its folder to PATH")
 
 
 def _run_passes(state: _State) -> None:

@@ -1038,7 +1038,7 @@ def _open_error(path: Path, exc: OSError) -> InputError:
     if isinstance(exc, FileNotFoundError):
         return InputError(
             f"{path}: file not found",
-            hint="check the path (relative paths start at the working directory)",
+            hint="check the path (relative paths start at the config file's folder when set in scaleup.yml, else at the current directory)",
         )
     if isinstance(exc, IsADirectoryError):
         return InputError(f"{path}: is a directory, not a file", hint="point at the data file")

@@ -210,7 +210,7 @@ def load_schema(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise InputError(
             f"schema file {path} does not exist",
-            hint="check the `schema` option (relative paths start at working-directory)",
+            hint="check the `schema` option (relative paths start at the config file's folder when set in scaleup.yml, else at the current directory)",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(

@@ -547,10 +547,24 @@ def test_mapping_value_is_error(tmp_path: Path) -> None:
     assert "time-budget" in exc.value.message
 
 
-def test_command_placeholder_typo_warns(tmp_path: Path) -> None:
-    """{inputs} in the command is flagged as a likely typo of {input}."""
-    config = load(tmp_path, cli={**REQUIRED, "command": "run {inputs} {output}"})
-    assert any("{input}" in w for w in config.warnings)
+def test_command_placeholder_typo_is_an_error(tmp_path: Path) -> None:
+    """{inputs} would reach the script as literal text: a ConfigError naming {input}."""
+    with pytest.raises(ConfigError) as exc:
+        load(tmp_path, cli={**REQUIRED, "command": "run {inputs} {output}"})
+    assert "did you mean {input}?" in exc.value.message
+    assert "shell: true" in (exc.value.hint or "")
+
+
+def test_command_placeholder_typo_only_warns_under_a_shell(tmp_path: Path) -> None:
+    """With shell: true, braces may be shell syntax: a near miss is only a warning."""
+    config = load(tmp_path, cli={**REQUIRED, "command": "run {inputs} {output}", "shell": True})
+    assert any("did you mean {input}?" in w for w in config.warnings)
+
+
+def test_a_distant_brace_word_only_warns(tmp_path: Path) -> None:
+    """{outs} only loosely resembles {output}: a warning, and the run goes on."""
+    config = load(tmp_path, cli={**REQUIRED, "command": "run {input} {output} {outs}"})
+    assert any("{outs} is not a placeholder" in w for w in config.warnings)
 
 
 # ----------------------------------------------------------------------------- required options
