@@ -24,11 +24,25 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LIMIT, EXIT_CANCELLED = 0, 1, 2, 3, 130
 
 
 def _out(msg: str) -> None:
-    print(msg, flush=True)
+    _write(sys.stdout, msg)
 
 
 def _err(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    _write(sys.stderr, msg)
+
+
+def _write(stream: Any, msg: str) -> None:
+    """Print a line; a closed reader (``scaleup-ci run ... | head``) must not stop the run.
+
+    On a broken pipe the stream is pointed at /dev/null, so the run goes on quietly and still
+    writes report.json, summary.md and final/ (Python ignores SIGPIPE, so the write raises)."""
+    try:
+        print(msg, file=stream, flush=True)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
 
 
 def _add_option_flags(parser: argparse.ArgumentParser, *, demo: bool = False) -> None:
@@ -138,6 +152,15 @@ def _write_failed_report(out_dir: Path, exc: ScaleupError, budget: float) -> Any
     return rep
 
 
+def _shown(key: str, value: Any) -> str:
+    """An effective option as the echo shows it: sizes in binary units, ``auto``/``none``."""
+    if key == "memory-limit":
+        from scaleup_ci.limits import format_bytes
+
+        return "auto" if value is None else "none" if value == 0 else format_bytes(value)
+    return json.dumps(value)
+
+
 def _report_error(exc: ScaleupError) -> None:
     _err(f"scaleup-ci: error: {exc.message}")
     if exc.hint:
@@ -179,7 +202,7 @@ def _run(ns: argparse.Namespace, env: Mapping[str, str], *, demo: bool) -> int:
     for key, value in config.to_dict().items():
         src = config.sources.get(key, "default")
         if src != "default":
-            _out(f"  {key}: {json.dumps(value)}  ({src})")
+            _out(f"  {key}: {_shown(key, value)}  ({src})")
     for w in config.warnings:
         _err(f"scaleup-ci: warning: {w}")
 
@@ -193,9 +216,10 @@ def _run(ns: argparse.Namespace, env: Mapping[str, str], *, demo: bool) -> int:
             report = core.run(config, env, hooks=hooks, cancel=sigs.token, t0=t0)
             code = report.exit_code if report.exit_code is not None else EXIT_FAILED
         except ScaleupError as exc:
-            _report_error(exc)
             code = exc.exit_code
             report = _load_report(config.out_dir)
+            if report is None or not report.error:
+                _report_error(exc)  # else it is printed below the table, once
     if report is not None:
         _out("")
         _out(report.to_console())

@@ -362,6 +362,7 @@ def _run_passes(state: _State) -> None:
     passes = 2 if config.final_pass else 1
     first_end = state.t0 + (state.work_end - state.t0) / 2 if passes == 2 else state.work_end
     pass1 = _run_sequence(state, pass_no=1, end=first_end, sizes=None)
+    _estimate_whole(state)
     if passes == 2 and state.report.status == "running" and pass1:
         sizes = [(r.name, r.n) for r in pass1 if r.ok]
         state.hooks.echo("scaleup-ci: final pass — rerunning the sequence up to "
@@ -376,6 +377,28 @@ def _run_passes(state: _State) -> None:
         state.report.status = "completed" if state.report.reason.startswith("the whole") else (
             "stopped-early")
         state.report.exit_code = 0
+
+
+def _estimate_whole(state: _State) -> None:
+    """The whole dataset's time, refitted to every finished stage of the first pass, a partial
+    max included as (records done, seconds): what the run learnt, not what the plan assumed."""
+    size = state.dataset_size
+    done = [r for r in state.results if r.ok and r.pass_no == 1 and not r.skipped]
+    if size is None or not done or any(r.n >= size and not r.partial for r in done):
+        return
+    points: list[planner.Point] = []
+    for r in done:
+        n = r.records if r.partial else r.n
+        if n > 0 and r.wall_seconds > 0:
+            points.append(planner.Point(n=n, seconds=r.wall_seconds, stage=r.name,
+                                        first=not points))
+    est = planner.estimate_full(points, size)
+    if est is None:
+        return
+    model, seconds = est
+    state.report.estimate = {
+        "whole_dataset_seconds": round(seconds, 3), "dataset_size": size,
+        "stages": [p.stage for p in points], "model": model.to_dict()}
 
 
 def _compare_passes(state: _State, first: list[StageResult], second: list[StageResult]) -> None:

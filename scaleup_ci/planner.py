@@ -869,7 +869,9 @@ def plan_max(
 
     model, up = _upper_at(models, max(n, 1))
     pred = model.predict(max(n, 1)) if n > 0 else 0.0
-    full = choose(models, dataset_size).predict(dataset_size)
+    # The same (best) model as max's prediction and the summary's chart: a pessimistic tied
+    # kind bounds the plan's edge, but extrapolated to the whole dataset it can be off 40x.
+    full = _upper_at(models, dataset_size)[0].predict(dataset_size)
     up_val = up if n > 0 else 0.0
     desc = f"{model.kind} model, {model.goodness.get('n_points', 0)} points"
     if n >= dataset_size and n > largest_done:
@@ -915,6 +917,20 @@ def plan_max(
         rule=rule,
         central_n=central,
     )
+
+
+def estimate_full(points: Sequence[Point], dataset_size: int) -> tuple[Model, float] | None:
+    """After the run: the best model fitted to every finished stage, and its prediction for the
+    whole dataset. ``points`` may hold a partial stage as (records done, seconds): a progressive
+    max measures the cost far past the fixed stages, so it corrects the extrapolation."""
+    usable = [p for p in points if p.n > 0 and p.seconds > 0]
+    if not usable or dataset_size <= 0:
+        return None
+    models = fit_all(usable)
+    if not models:
+        return None
+    best = _upper_at(models, dataset_size)[0]
+    return best, best.predict(dataset_size)
 
 
 def next_stage_fits(

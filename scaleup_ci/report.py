@@ -19,6 +19,9 @@ from scaleup_ci import __version__, planner
 
 REPORT_SCHEMA = "report.schema.json"
 DEFAULT_TAIL_BYTES = 4096
+# Read once, at import (before any thread starts): os.umask can only be read by setting it.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 STATUSES = ("running", "completed", "stopped-early", "failed", "cancelled")
 
 
@@ -33,6 +36,8 @@ def atomic_write(path: Path, data: str | bytes, *, durable: bool = False) -> Non
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        # mkstemp makes the file 0600; a report is an ordinary file (0644 under umask 022).
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
             if durable:
@@ -106,6 +111,8 @@ class Report:
     error: dict[str, Any] | None = None
     final: dict[str, Any] | None = None
     final_pass: dict[str, Any] | None = None
+    # After the run: the whole dataset's time refitted to every finished stage (see core).
+    estimate: dict[str, Any] | None = None
     shard: dict[str, Any] | None = None
     version: str = __version__
 
@@ -140,6 +147,7 @@ class Report:
             "error": self.error,
             "final": self.final,
             "final_pass": self.final_pass,
+            "estimate": self.estimate,
             "shard": self.shard,
         }
 
@@ -253,6 +261,14 @@ class Report:
                            f"{fmt_seconds(p.get('predicted_full_seconds'))}")
             if p.get("reason"):
                 out.append(f"- Plan: {esc(p['reason'], 1000)}")
+        if self.estimate:
+            e = self.estimate
+            if not out:
+                out += ["### Fit and extrapolation", ""]
+            out.append(f"- After the run, refitted to all {len(e.get('stages') or [])} finished "
+                       f"stages ({esc((e.get('model') or {}).get('kind'))} model): the whole "
+                       f"dataset ({e.get('dataset_size', 0):,}) would take about "
+                       f"**{fmt_seconds(e.get('whole_dataset_seconds'))}**")
         if self.memory_model:
             out.append(f"- Memory: {esc(self.memory_model.get('summary', ''))}")
         return out + [""] if out else []
@@ -350,20 +366,38 @@ class Report:
                 s.get("exit_code"), "yes" if s.get("valid") else "NO",
                 "; ".join(x for x in (
                     "partial" if s.get("partial") else "",
-                    f"killed by {s['killed_by']}" if s.get("killed_by") else "",
-                    (s.get("problem") or "")[:120]) if x),
+                    ("cancelled" if s.get("killed_by") == "cancelled"
+                     else f"killed by {s['killed_by']}" if s.get("killed_by") else ""),
+                    _clip(s.get("problem") or "", 120)) if x),
             ])
         from tabulate import tabulate  # imported here: only the final console table needs it
 
-        table = tabulate(rows, headers=["stage", "n", "time", "predicted", "peak mem", "exit",
-                                        "valid", "note"], tablefmt="simple")
-        text = [table, "", self.headline().replace("**", "")]
+        text = []
+        if rows:
+            text += [tabulate(rows, headers=["stage", "n", "time", "predicted", "peak mem", "exit",
+                                             "valid", "note"], tablefmt="simple"), ""]
+        text.append(self.headline().replace("**", ""))
         if self.reason:
             text.append(f"why: {self.reason}")
-        if self.plan and self.plan.get("predicted_full_seconds") is not None:
+        if self.estimate:
+            text.append(f"whole dataset ({self.estimate.get('dataset_size', 0):,}) would take "
+                        f"about {fmt_seconds(self.estimate.get('whole_dataset_seconds'))} "
+                        "(refitted to every finished stage)")
+        elif self.plan and self.plan.get("predicted_full_seconds") is not None:
             text.append(f"whole dataset ({self.plan.get('dataset_size', 0):,}) predicted: "
                         f"{fmt_seconds(self.plan['predicted_full_seconds'])}")
         return "\n".join(text)
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters at a word boundary, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…"
 
 
 def _formula(kind: Any) -> str:

@@ -1,0 +1,168 @@
+"""The real CLI at its edges: a closed pipe, Ctrl-C during a progressive max, a misspelt
+program or placeholder, file modes, a config file in another folder, the refitted estimate."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+
+from scaleup_ci.report import load_report_schema
+
+from .conftest import SCHEMA, SCRIPTS, run_cli, script_cmd, write_dataset
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SCALEUP_", "GITHUB_"))}
+
+
+def _eval(*extra: str) -> str:
+    return script_cmd("eval_script.py", "{input}", "{output}", *extra)
+
+
+def test_a_closed_stdout_pipe_does_not_stop_the_run(tmp_path: Path) -> None:
+    """`scaleup-ci run ... | head -1`: the reader goes away after one line; the run carries on,
+    exits 0 and still writes report.json, summary.md and final/."""
+    data = write_dataset(tmp_path / "data.jsonl", 120)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scaleup_ci", "run", "--command", _eval("--sleep", "0.002"),
+         "--full-file", str(data), "--schema", str(SCHEMA), "--time-budget", "40s"],
+        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader is gone: every later print gets EPIPE
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err.decode()
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+    out = tmp_path / "scaleup-out"
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["status"] == "completed"
+    assert (out / "summary.md").read_text().startswith("## scaleup-ci")
+    assert len((out / "final" / "output.jsonl").read_text().splitlines()) == 120
+
+
+def test_ctrl_c_during_a_progressive_max_keeps_its_validated_records(tmp_path: Path) -> None:
+    """SIGINT while max streams records: exit 130, and the records it validated before the
+    stop are in final/, every line valid, with the reason saying so."""
+    data = write_dataset(tmp_path / "data.jsonl", 5000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scaleup_ci", "run", "--command", _eval("--sleep", "0.01"),
+         "--full-file", str(data), "--schema", str(SCHEMA), "--time-budget", "60s"],
+        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("scaleup-ci: stage max:"):
+            break
+    else:
+        proc.wait(timeout=10)
+        raise AssertionError("max never started:\n" + "".join(lines))
+    time.sleep(4.0)  # some hundreds of records land
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, "".join(lines) + rest
+    out = tmp_path / "scaleup-out"
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["status"] == "cancelled"
+    mx = next(s for s in rep["stages"] if s["name"] == "max")
+    assert mx["killed_by"] == "cancelled" and mx["partial"] is True, mx
+    assert mx["records"] > 100, mx
+    assert "kept in final/" in rep["reason"], rep["reason"]
+    final = (out / "final" / "output.jsonl").read_text().splitlines()
+    assert len(final) == mx["records"]
+    schema = json.loads(SCHEMA.read_text())
+    for i, line in enumerate(final):
+        rec = json.loads(line)
+        jsonschema.validate(rec, schema)
+        assert rec["id"] == f"ex-{i:05d}"
+
+
+def test_a_misspelt_program_is_a_config_error_before_any_stage(tmp_path: Path) -> None:
+    """A program not on PATH: exit 2, a did-you-mean, and no stage ran."""
+    data = write_dataset(tmp_path / "data.jsonl", 50)
+    r = run_cli(tmp_path, "run", "--command", "pyhton3 x.py {input} {output}",
+                "--full-file", str(data), "--time-budget", "20s")
+    assert r.code == 2, r.stdout + r.stderr
+    assert "'pyhton3' not found on PATH" in r.stderr and "did you mean 'python3'" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stderr.count("not found on PATH") == 1, r.stderr
+    assert not (r.out_dir / "stages").exists() or not any((r.out_dir / "stages").iterdir())
+
+
+def test_a_script_path_that_is_not_executable_says_how_to_run_it(tmp_path: Path) -> None:
+    """`./eval.py` without the executable bit: exit 2, suggesting the interpreter."""
+    data = write_dataset(tmp_path / "data.jsonl", 50)
+    script = tmp_path / "eval.py"
+    script.write_text((SCRIPTS / "eval_script.py").read_text())
+    script.chmod(0o644)
+    r = run_cli(tmp_path, "run", "--command", "./eval.py {input} {output}",
+                "--full-file", str(data), "--time-budget", "20s")
+    assert r.code == 2, r.stdout + r.stderr
+    assert "not an executable file" in r.stderr and "python ./eval.py" in r.stderr
+
+
+def test_a_misspelt_placeholder_is_a_config_error(tmp_path: Path) -> None:
+    """{inpt} would reach the script as literal text: exit 2 naming the fix."""
+    data = write_dataset(tmp_path / "data.jsonl", 50)
+    r = run_cli(tmp_path, "run", "--command", _eval().replace("{input}", "{inpt}"),
+                "--full-file", str(data), "--time-budget", "20s")
+    assert r.code == 2, r.stdout + r.stderr
+    assert "{inpt} is not a placeholder; did you mean {input}?" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_reports_are_ordinary_readable_files(tmp_path: Path) -> None:
+    """report.json and summary.md follow the umask (0644 under 022), not mkstemp's 0600, so a
+    later upload step running as another user can read them."""
+    data = write_dataset(tmp_path / "data.jsonl", 20)
+    r = run_cli(tmp_path, "run", "--command", _eval(), "--full-file", str(data),
+                "--time-budget", "20s")
+    assert r.code == 0, r.stdout + r.stderr
+    old = os.umask(0o022)
+    os.umask(old)
+    for name in ("report.json", "summary.md"):
+        mode = stat.S_IMODE((r.out_dir / name).stat().st_mode)
+        assert mode == 0o666 & ~old, (name, oct(mode))
+
+
+def test_a_config_file_in_another_folder_runs_its_command_there(tmp_path: Path) -> None:
+    """`--config project/scaleup.yml` from elsewhere: the config's relative paths, and the
+    command's, start at the config file's folder."""
+    proj = tmp_path / "project"
+    proj.mkdir()
+    (proj / "eval.py").write_text((SCRIPTS / "eval_script.py").read_text())
+    write_dataset(proj / "data.jsonl", 30)
+    (proj / "schema.json").write_text(SCHEMA.read_text())
+    (proj / "scaleup.yml").write_text(
+        f"command: {sys.executable} eval.py {{input}} {{output}}\n"
+        "full-file: data.jsonl\nschema: schema.json\ntime-budget: 30s\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = run_cli(elsewhere, "run", "--config", str(proj / "scaleup.yml"))
+    assert r.code == 0, r.stdout + r.stderr
+    assert r.report["status"] == "completed"
+
+
+def test_the_refitted_estimate_is_close_to_the_real_rate(tmp_path: Path) -> None:
+    """A 20 ms-per-example script over 20,000 examples in 30 s: the report's after-run
+    estimate of the whole dataset (refitted to every stage, the progressive max included)
+    is within a factor of 1.5 of the real 400 s, and the summary and console show it."""
+    data = write_dataset(tmp_path / "data.jsonl", 20000)
+    r = run_cli(tmp_path, "run", "--command", _eval("--sleep", "0.02"), "--full-file",
+                str(data), "--schema", str(SCHEMA), "--time-budget", "30s")
+    assert r.code == 0, r.stdout + r.stderr
+    rep = r.report
+    jsonschema.validate(rep, load_report_schema())
+    est = rep["estimate"]
+    assert est["dataset_size"] == 20000 and "max" in est["stages"], est
+    assert 400 / 1.5 <= est["whole_dataset_seconds"] <= 400 * 1.5, est
+    assert "refitted to every finished stage" in r.stdout
+    assert "After the run, refitted" in (r.out_dir / "summary.md").read_text()
