@@ -54,9 +54,12 @@ def esc(text: Any, limit: int | None = 500) -> str:
     s = str(text)
     if limit is not None and len(s) > limit:
         s = s[:limit] + "…"
-    s = html.escape(s, quote=True)
-    for ch, rep in (("|", "&#124;"), ("[", "&#91;"), ("]", "&#93;"), ("`", "&#96;"),
-                    ("*", "&#42;"), ("_", "&#95;"), ("\r", ""), ("\n", "<br>")):
+    # <, > and & become entities, so no tag or attribute can open and quotes are plain text
+    # (KeyError: 'label' reads as written). Table and link syntax becomes entities too;
+    # emphasis marks only need a backslash, which keeps snake_case names readable as text.
+    s = html.escape(s, quote=False)
+    for ch, rep in (("\\", "\\\\"), ("|", "&#124;"), ("[", "&#91;"), ("]", "&#93;"),
+                    ("`", "&#96;"), ("*", "\\*"), ("_", "\\_"), ("\r", ""), ("\n", "<br>")):
         s = s.replace(ch, rep)
     return s
 
@@ -170,12 +173,17 @@ class Report:
         final = self.final or {}
         n = final.get("records")
         what = f"{n:,} validated records" if isinstance(n, int) else "no validated output"
+        if self.error and not self.stages:
+            # Rejected before the first stage (a config or input error): no time was spent.
+            when = (f" ({fmt_seconds(self.elapsed_seconds)} of a "
+                    f"{fmt_seconds(self.budget_seconds)} budget)" if self.budget_seconds else "")
+            return f"{icon} **{self.status}** before any stage ran{when}: {what}"
         return (f"{icon} **{self.status}** in {fmt_seconds(self.elapsed_seconds)} of a "
                 f"{fmt_seconds(self.budget_seconds)} budget: {what}")
 
     def to_markdown(self, *, tail_bytes: int | None = DEFAULT_TAIL_BYTES) -> str:
         lines: list[str] = ["## scaleup-ci", "", self.headline(), ""]
-        if self.reason:
+        if self.reason and not (self.error and self.reason == self.error.get("message")):
             lines += [f"**Why it stopped here:** {esc(self.reason, 1000)}", ""]
         if self.error:
             lines += [f"**Error:** {esc(self.error.get('message', ''), 2000)}"]
@@ -293,14 +301,17 @@ class Report:
 
         fitted = [round(max(0.0, planner.curve_value(str(kind), params, n)), 2) for n in xs]
         bars = [round(measured.get(n, 0.0), 2) for n in xs]
+        # Mermaid has no empty bar: a size that never ran says so in its label instead.
+        labels = [str(n) if n in measured else f'"{n} (not run)"' for n in xs]
         budget = round(self.budget_seconds, 2)
         ymax = max(max(fitted), max(bars), budget) * 1.1
         return [
             "### Time against N", "",
             "Bars: measured stage times. Line 1: the fitted curve, extended to the planned maximum "
-            "and to the whole dataset. Line 2: the time budget.", "",
+            "and to the whole dataset (sizes marked \"not run\" have no bar). Line 2: the time "
+            "budget. The x-axis lists the sizes in order; it is not to scale.", "",
             "```mermaid", "xychart-beta", '    title "Stage time (s) against examples"',
-            f"    x-axis [{', '.join(str(x) for x in xs)}]",
+            f"    x-axis [{', '.join(labels)}]",
             f'    y-axis "seconds" 0 --> {ymax:.1f}',
             f"    bar [{', '.join(str(b) for b in bars)}]",
             f"    line [{', '.join(str(f) for f in fitted)}]",
@@ -322,6 +333,8 @@ class Report:
         hw = self.hardware or {}
         lim = self.limits or {}
         src = hw.get("sources", {})
+        if not hw and not lim:
+            return []  # rejected before the machine was measured
         out = ["<details><summary>Machine and limits</summary>", ""]
         if hw:
             out.append(f"- CPUs: {hw.get('cpus')} ({esc(src.get('cpus', ''))})")
@@ -377,8 +390,8 @@ class Report:
             text += [tabulate(rows, headers=["stage", "n", "time", "predicted", "peak mem", "exit",
                                              "valid", "note"], tablefmt="simple"), ""]
         text.append(self.headline().replace("**", ""))
-        if self.reason:
-            text.append(f"why: {self.reason}")
+        if self.reason and not (self.error and self.reason == self.error.get("message")):
+            text.append(f"why: {self.reason}")  # (an error's own message is printed after)
         if self.estimate:
             text.append(f"whole dataset ({self.estimate.get('dataset_size', 0):,}) would take "
                         f"about {fmt_seconds(self.estimate.get('whole_dataset_seconds'))} "

@@ -166,3 +166,21 @@ def test_the_refitted_estimate_is_close_to_the_real_rate(tmp_path: Path) -> None
     assert 400 / 1.5 <= est["whole_dataset_seconds"] <= 400 * 1.5, est
     assert "refitted to every finished stage" in r.stdout
     assert "After the run, refitted" in (r.out_dir / "summary.md").read_text()
+
+
+def test_a_rejected_config_says_nothing_ran_and_keeps_the_previous_outputs(
+        tmp_path: Path) -> None:
+    """A good run, then a run with a misspelt option: exit 2, the summary says nothing ran
+    (no "0.00 s of a 0.00 s budget"), and the first run's final/ is still there."""
+    data = write_dataset(tmp_path / "data.jsonl", 20)
+    good = run_cli(tmp_path, "run", "--command", _eval(), "--full-file", str(data),
+                   "--time-budget", "20s")
+    assert good.code == 0, good.stdout + good.stderr
+    (tmp_path / "scaleup.yml").write_text("time-budgt: 20s\n")
+    bad = run_cli(tmp_path, "run", "--command", _eval(), "--full-file", str(data))
+    assert bad.code == 2, bad.stdout + bad.stderr
+    assert "did you mean" in bad.stderr and "Traceback" not in bad.stderr
+    summary = (bad.out_dir / "summary.md").read_text()
+    assert "before any stage ran" in summary and "0.00 s" not in summary, summary
+    assert "left as they were" in summary
+    assert len((bad.out_dir / "final" / "output.jsonl").read_text().splitlines()) == 20

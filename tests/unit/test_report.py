@@ -44,7 +44,7 @@ def test_markdown_has_chart_with_measured_fit_and_budget(tmp_path: Path) -> None
     """The summary draws a Mermaid chart with bars, the fitted line and the budget line."""
     md = _report(tmp_path).to_markdown()
     assert "```mermaid" in md and "xychart-beta" in md
-    assert "x-axis [10, 50, 700, 2000]" in md
+    assert 'x-axis [10, 50, 700, "2000 (not run)"]' in md
     assert md.count("    line [") == 2
 
 
@@ -71,3 +71,11 @@ def test_console_table_lists_every_stage(tmp_path: Path) -> None:
     """The console rendering has one row per stage and the headline."""
     text = _report(tmp_path).to_console()
     assert "max" in text and "stopped-early" in text and "700" in text
+
+
+def test_esc_keeps_quotes_and_names_readable() -> None:
+    """Quotes stay as written and snake_case needs only a backslash: the summary reads as
+    text, while tags stay inert."""
+    s = esc("KeyError: 'label' in my_field <b>")
+    assert s == "KeyError: 'label' in my\\_field &lt;b&gt;"
+    assert esc("C:\\x *y*") == "C:\\\\x \\*y\\*"
