@@ -35,6 +35,7 @@ from scaleup_ci.validate import RecordValidator, load_schema
 
 MINI_N = 3
 TIMING_MOVED = 0.25
+FULL_CHECK_BYTES = 64 << 20  # datasets up to this size are parsed whole before any stage
 
 
 def process_start_monotonic() -> float:
@@ -262,6 +263,21 @@ def _clear_previous_run(out_dir: Path) -> None:
         shutil.rmtree(out_dir / sub, ignore_errors=True)
 
 
+def _check_examples(dataset: Any, config: Config) -> None:
+    """Parse the examples before the previous run's outputs are cleared, so a malformed record
+    is an input error (exit 2) that destroys nothing: the whole file when it is at most
+    :data:`FULL_CHECK_BYTES`, else the examples the fixed stages take with ``sample: first``
+    (a bad record further on is found when the first stage that holds it is built)."""
+    try:
+        size = Path(config.full_file).stat().st_size
+    except OSError:
+        size = 0
+    sizes = [int(s) for s in config.stages if s.isdigit()]
+    limit = None if size <= FULL_CHECK_BYTES else max(sizes, default=200)
+    for _ in dataset.iter_raw(limit=limit):
+        pass
+
+
 def _setup(config: Config, env: Mapping[str, str], report: Report, out_dir: Path, t0: float,
            budget: float, reserve: float, hooks: Hooks, cancel: CancelToken | None) -> _State:
     for w in config.warnings:
@@ -284,6 +300,7 @@ def _setup(config: Config, env: Mapping[str, str], report: Report, out_dir: Path
     if next(iter(dataset.iter_raw(limit=1)), None) is None:
         raise InputError(f"full-file: {config.full_file} holds no examples",
                          hint="point `full-file` at a dataset with at least one example")
+    _check_examples(dataset, config)
     report.dataset = {"path": str(config.full_file), "kind": dataset.kind, "gzip": dataset.gzip,
                       "size": None}
     mini = None
@@ -562,6 +579,8 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
     done: list[StageResult] = []
     points: list[planner.Point] = []
     killed_extra = False  # an intermediate stage hit its limit: plan max from what we have
+    # (n, seconds) of a stage stopped at its limit: n examples take longer than that.
+    censored: tuple[int, float] | None = None
 
     def known_size() -> int:
         return state.dataset_size if state.dataset_size is not None else 1 << 62
@@ -632,6 +651,7 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
                 # Costlier than predicted: drop it (a valid prefix is no finished size) and plan
                 # max from the stages before it; a larger fixed stage would cost more still.
                 killed_extra = True
+                censored = (n, res.wall_seconds)
                 pending = []
                 kind = ("stage on trial" if step.probe else "intermediate stage" if trial
                         else "stage")
@@ -657,6 +677,8 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
             n = size if cap is None else max(n, min(size, cap))
         report.reason = step.reason
         predicted = step.predicted_seconds
+        if not progressive and censored is not None:
+            n = _censored_cap(state, n, censored, step)
         if progressive and plan is not None:
             predicted = _progressive_prediction(plan, points, n)
         res = run("max", n, predicted, progressive=progressive,
@@ -674,6 +696,25 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
     if report.status == "running" and done and all(r.ok for r in done):
         _drift_warning(state, done)
     return done
+
+
+def _censored_cap(state: _State, n: int, censored: tuple[int, float], step: Any) -> int:
+    """A stage of ``n_k`` examples stopped after ``t_k`` s says ``t(n) > t_k`` for every
+    ``n >= n_k``, which the fit (from the stages before it) never saw: a planned max of that
+    size or more must have more than ``t_k`` to run, and at least the cost per example the
+    stopped stage showed (``t_k / n_k``, from zero). ``n`` is cut to what that allows."""
+    n_k, t_k = censored
+    limit = step.limit_seconds or 0.0
+    if n < n_k or t_k <= 0:
+        return n
+    cap = n_k - 1 if limit <= t_k else min(n, int(n_k * limit / t_k))
+    if cap < n:
+        state.report.warnings.append(
+            f"max cut from {n:,} to {cap:,} examples: stage {n_k:,} did not finish in "
+            f"{t_k:.1f} s, more than max would have")
+        state.report.reason += (f"; cut to {cap:,} because stage {n_k:,} did not finish in "
+                                f"{t_k:.1f} s")
+    return max(1, cap)
 
 
 def _progressive_prediction(plan: planner.Plan, points: list[planner.Point],
