@@ -877,6 +877,8 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
         rate = max(p.n / p.seconds for p in points if p.seconds > 0)
         est = min(n, int(rate * max(0.0, end - now) * 1.5) + 1)
         finish = grace + 0.2 + est / 200_000
+    else:
+        finish += _output_allowance(state, n)
     budget_left = end - now - finish
     if progressive:
         kill_at = now + max(0.0, budget_left)
@@ -898,7 +900,7 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
         name=name, n=n, command=config.command, shell=config.shell,
         cwd=config.working_directory, stage_dir=stage_dir, input_path=input_path.resolve(),
         output_path=output_path.resolve(), full_path=Path(config.full_file).resolve(),
-        base_env=state.env, kill_at=kill_at, grace=grace,
+        base_env=state.env, kill_at=kill_at, grace=grace, finish_by=end,
         memory_limit=state.limits.watchdog_bytes,
         watchdog=mode != "none",
         rlimit_data=state.limits.data_bytes,
@@ -993,6 +995,33 @@ def _max_grace(state: _State, left: float) -> float:
     return min(state.grace, max(0.25, 0.02 * max(0.0, left)))
 
 
+def _complete_lines_end(path: Path) -> int:
+    """The size of ``path`` up to and including its last newline (reads backwards from the end)."""
+    with path.open("rb") as fh:
+        pos = fh.seek(0, os.SEEK_END)
+        while pos > 0:
+            step = min(pos, 1 << 16)
+            pos -= step
+            fh.seek(pos)
+            nl = fh.read(step).rfind(b"\n")
+            if nl >= 0:
+                return pos + nl + 1
+    return 0
+
+
+def _output_allowance(state: _State, n: int) -> float:
+    """Seconds to validate, after the script exits, an output of ``n`` records written at the
+    end, at the bytes per record and the validation speed the earlier stages showed: records
+    of hundreds of KB take far longer than the per-record allowance assumes."""
+    done = [r for r in state.results if r.records > 0 and r.output_bytes > 0]
+    if not done:
+        return 0.0
+    per_record = max(r.output_bytes / r.records for r in done)
+    rates = [r.validate_bytes_per_second for r in done if r.validate_bytes_per_second]
+    rate = min(rates) if rates else 50e6
+    return 1.25 * n * per_record / rate
+
+
 def _validation_allowance(n: int) -> float:
     # Streaming validation runs at 10^5 records/s or more; keep a generous allowance.
     return 0.2 + n / 50_000
@@ -1034,7 +1063,9 @@ def _is_tty(state: _State) -> bool:
 
 
 def _publish_final(state: _State, res: StageResult) -> None:
-    """Copy the largest validated output into final/ (atomically: copy, then rename)."""
+    """Publish the largest validated output as final/ (atomically: link, then rename). The
+    file is the stage's own output.jsonl, hard-linked, so cutting a partial stage's unfinished
+    last line cuts it in the stage folder too."""
     if state.best is not None and res.records < state.best.records:
         return
     state.best = res
@@ -1045,20 +1076,18 @@ def _publish_final(state: _State, res: StageResult) -> None:
     final_dir.mkdir(parents=True, exist_ok=True)
     dest = final_dir / src.name
     tmp = final_dir / f".{src.name}.tmp"
-    if res.partial:
-        # Keep only the complete, validated lines.
-        with src.open("rb") as fin, tmp.open("wb") as fout:
-            kept = 0
-            for line in fin:
-                if not line.endswith(b"\n"):
-                    break
-                if line.strip():
-                    kept += 1
-                    if kept > res.records:
-                        break
-                fout.write(line)
-    else:
+    tmp.unlink(missing_ok=True)
+    # A hard link: publishing a multi-GB output costs no time (a copy could overrun the budget
+    # after a progressive max stopped at the last moment). A copy only across file systems.
+    try:
+        os.link(src, tmp)
+    except OSError:
         shutil.copyfile(src, tmp)
+    if res.partial:
+        # Keep only the complete lines (all validated): cut a partly written last line.
+        end = _complete_lines_end(tmp)
+        if end < tmp.stat().st_size:
+            os.truncate(tmp, end)
     tmp.replace(dest)
     state.report.final = {"path": str(dest), "stage": res.name, "records": res.records,
                           "pass_no": res.pass_no, "partial": res.partial}

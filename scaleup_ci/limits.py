@@ -483,7 +483,7 @@ def _describe_memory(mode: str, memory: int | None, rlimit_bytes: int | None,
         return (f"cgroup v{hw.cgroup.version} {knob}=1.1 x {format_bytes(memory)} for the whole "
                 "stage "
                 f"(one child cgroup per stage under {hw.cgroup.memory_dir}; kernel OOM killer, "
-                f"peak from the cgroup's high-water mark) + {watchdog}")
+                f"peak from its anonymous memory, page cache not counted) + {watchdog}")
     return "none"
 
 

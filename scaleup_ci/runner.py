@@ -115,6 +115,9 @@ class StageSpec:
     # A script that stops itself near SCALEUP_DEADLINE with a valid prefix (exit 0, fewer
     # records than examples) keeps that prefix as a partial result instead of failing the count.
     allow_partial: bool = False
+    # time.monotonic() by which the stage must be over, its output validated: a stage that may
+    # end partial is stopped early when validating its backlog would not fit before it.
+    finish_by: float | None = None
     # How limits reach the child: "auto" (directly while single-threaded, else the trampoline),
     # "direct" or "trampoline".
     spawn: str = "auto"
@@ -173,6 +176,11 @@ class StageResult:
     digest: str | None = None
     notes: list[str] = field(default_factory=list)
     pass_no: int = 1
+    output_bytes: int = 0
+    # The cgroup's high-water mark of charged memory, page cache included (see peak_rss_bytes).
+    peak_charged_bytes: int | None = None
+    # How fast the output was validated (bytes/s), when enough of it was timed.
+    validate_bytes_per_second: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -284,6 +292,24 @@ class _OutputFollower:
         # (time, records so far) at each poll that found new records while the script ran.
         self.arrivals: list[tuple[float, int]] = []
         self.failed = False
+        # Bytes read from the output and the seconds spent validating them: the rate says how
+        # long the backlog (bytes written, not yet validated) takes to validate after a stop.
+        self.read_bytes = 0
+        self.validate_seconds = 0.0
+
+    def rate(self) -> float | None:
+        """Validation speed in bytes per second, once 1 MiB or 50 ms of work has been timed."""
+        if self.read_bytes < (1 << 20) and self.validate_seconds < 0.05:
+            return None
+        return self.read_bytes / max(self.validate_seconds, 1e-6)
+
+    def backlog(self) -> int:
+        """Bytes the script has written that are not validated yet."""
+        try:
+            size = os.stat(self.path).st_size
+        except OSError:
+            return 0
+        return max(0, size - self.read_bytes)
 
     def poll(self, final: bool = False) -> None:
         if self.stream is None or self.mode == "document":
@@ -336,9 +362,11 @@ class _OutputFollower:
     def _read(self, budget: int | None) -> None:
         assert self.stream is not None and self.fh is not None
         while budget is None or budget > 0:
+            t_chunk = time.monotonic()
             chunk = self.fh.read(_FOLLOW_CHUNK)
             if not chunk:
                 return
+            self.read_bytes += len(chunk)
             if budget is not None:
                 budget -= len(chunk)
             self.buf += chunk
@@ -361,6 +389,7 @@ class _OutputFollower:
             self.buf = lines.pop()
             # The batch path of the validator (fast validator, no per-line call overhead).
             self.line_no = self.stream.feed_lines(lines, self.line_no + 1) - 1
+            self.validate_seconds += time.monotonic() - t_chunk
             if self.stream.stopped:
                 self.failed = True
                 return
@@ -401,8 +430,10 @@ class _LogPump:
             if len(data) > room:
                 self.truncated = True
                 self.fh.write(b"\n[scaleup-ci: log cut at log-max-bytes]\n")
-        else:
+        elif data and not self.truncated:
+            # The cap was reached exactly at the end of an earlier write: mark the cut now.
             self.truncated = True
+            self.fh.write(b"\n[scaleup-ci: log cut at log-max-bytes]\n")
         if self.echoed >= _ECHO_CAP:
             return
         text = self.partial + data
@@ -530,6 +561,8 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
     rusage: Any = None
     last_sample = started - _SAMPLE_EVERY + _FIRST_SAMPLE
     last_progress = started
+    last_backlog = started
+    anon_peak = 0  # the cgroup's anonymous memory (page cache left out), highest sample
     sample = None
 
     def drain(timeout: float) -> None:
@@ -563,6 +596,8 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         if now - last_sample >= _SAMPLE_EVERY:
             last_sample = now
             sample = monitor.sample()
+            if cgroup is not None:
+                anon_peak = max(anon_peak, cgroup.anon())
             if (our_kill is None and spec.watchdog and spec.memory_limit
                     and sample.rss_bytes > spec.memory_limit):
                 our_kill = "memory"
@@ -606,6 +641,13 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
                     sample.rss_bytes, spec.kill_at - now))
         if our_kill is None and now >= spec.kill_at:
             our_kill = "deadline"
+        if (our_kill is None and spec.allow_partial and spec.finish_by is not None
+                and now - last_backlog >= _SAMPLE_EVERY):
+            last_backlog = now
+            if _backlog_too_late(follower, spec, now, now - started):
+                our_kill = "deadline"
+                res.notes.append("stopped before its deadline: validating the records already "
+                                 "written would not fit in the time left otherwise")
         if our_kill is None and cancel is not None and cancel.is_set:
             our_kill = "cancelled"
         if our_kill is not None:
@@ -657,13 +699,18 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         res.cpu_seconds = max(rusage.ru_utime + rusage.ru_stime,
                               monitor.last.cpu_seconds if monitor.last else 0.0)
         maxrss = rusage.ru_maxrss * 1024
+        # The cgroup's high-water mark counts the page cache of every file the stage wrote
+        # (a 2 GB output reads as 2 GB of memory), which the kernel reclaims before any OOM
+        # kill: the peak that predicts a memory kill is the anonymous memory, which the
+        # samples, the tree's RSS and the largest process's maxrss bound from below.
+        candidates = [(anon_peak, f"cgroup v{cgroup.version if cgroup else ''} anonymous memory "
+                                  f"(memory.stat, page cache not counted) sampled every "
+                                  f"{_SAMPLE_EVERY:g} s"),
+                      (maxrss, "wait4 ru_maxrss (largest single process)")]
         if cg_peak is not None:
-            res.peak_rss_bytes = cg_peak
-            res.peak_rss_source = cg_peak_source
-        elif maxrss > monitor.peak_rss_bytes:
-            res.peak_rss_bytes = maxrss
-            res.peak_rss_source = "wait4 ru_maxrss (largest single process)"
-        else:
+            res.peak_charged_bytes = cg_peak
+        res.peak_rss_bytes, res.peak_rss_source = max(candidates, key=lambda c: c[0])
+        if monitor.peak_rss_bytes > res.peak_rss_bytes:
             res.peak_rss_bytes = monitor.peak_rss_bytes
             res.peak_rss_source = f"process-tree RSS sampled every {_SAMPLE_EVERY:g} s"
     _classify(res, tail_bytes(stage_dir / "stderr.log", 64 * 1024)[0], our_kill, spec.cpu_seconds,
@@ -700,6 +747,10 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
     _process_problem(res, stopped, _last_error_line(stage_dir / "stderr.log"))
     _apply_validation(res, vres)
     res.incremental = follower.incremental(started + res.wall_seconds)
+    with contextlib.suppress(OSError):
+        res.output_bytes = os.stat(spec.output_path).st_size
+    if (v_rate := follower.rate()) is not None:
+        res.validate_bytes_per_second = round(v_rate, 1)
     if res.incremental:
         slow = follower.slowdown()
         res.slowdown = None if slow is None else round(slow, 3)
@@ -714,6 +765,22 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         res.notes.append(f"the script stopped itself before SCALEUP_DEADLINE after "
                          f"{res.records} of {spec.n} examples")
     return res
+
+
+def _backlog_too_late(follower: _OutputFollower, spec: StageSpec, now: float,
+                      elapsed: float) -> bool:
+    """Whether a stop now is the last that still validates, before ``finish_by``, every record
+    the script will have written: the backlog, plus what it writes during the grace period.
+    Records far larger than usual (or a script far faster than the validator) make this bite
+    long before ``kill_at``, which budgets for ordinary records."""
+    rate = follower.rate()
+    if rate is None or spec.finish_by is None or elapsed <= 0:
+        return False
+    backlog = follower.backlog()
+    written = follower.read_bytes + backlog
+    during_grace = written / elapsed * spec.grace
+    need = spec.grace + 1.25 * (backlog + during_grace) / rate + 0.2
+    return now + need >= spec.finish_by
 
 
 def _last_error_line(path: Path) -> str | None:

@@ -184,3 +184,85 @@ def test_a_rejected_config_says_nothing_ran_and_keeps_the_previous_outputs(
     assert "before any stage ran" in summary and "0.00 s" not in summary, summary
     assert "left as they were" in summary
     assert len((bad.out_dir / "final" / "output.jsonl").read_text().splitlines()) == 20
+
+
+BIG_RECORDS = """
+import json, sys, time
+rows = [json.loads(line) for line in open(sys.argv[1])]
+pad = "y" * 50_000
+with open(sys.argv[2], "w") as out:
+    for r in rows:
+        time.sleep(0.001)
+        out.write(json.dumps({"id": r["id"], "score": 1, "pad": pad}) + "\\n")
+        out.flush()
+"""
+
+
+def test_a_progressive_max_with_large_records_ends_within_the_budget(tmp_path: Path) -> None:
+    """50 KB records streamed for the whole budget (some hundreds of MB): final/ is the
+    stage's own file, hard-linked (a copy after the stop ran seconds past the budget), it
+    holds exactly the validated records, and the run ends within its 15 s."""
+    data = write_dataset(tmp_path / "data.jsonl", 40000)
+    script = tmp_path / "big.py"
+    script.write_text(BIG_RECORDS)
+    r = run_cli(tmp_path, "run", "--command", f"{sys.executable} big.py {{input}} {{output}}",
+                "--full-file", str(data), "--time-budget", "15s")
+    assert r.code == 0, r.stdout + r.stderr
+    rep = r.report
+    assert rep["elapsed_seconds"] <= 15.0 and r.elapsed <= 15.5, (rep["elapsed_seconds"], r.elapsed)
+    mx = next(s for s in rep["stages"] if s["name"] == "max")
+    assert mx["partial"] and mx["records"] > 1000, mx
+    final = r.out_dir / "final" / "output.jsonl"
+    assert final.stat().st_ino == Path(mx["output_path"]).stat().st_ino
+    with final.open("rb") as fh:
+        lines = fh.read().split(b"\n")
+    assert lines[-1] == b"" and len(lines) - 1 == mx["records"]
+
+
+def test_a_malformed_dataset_is_rejected_before_any_stage_and_keeps_the_previous_outputs(
+        tmp_path: Path) -> None:
+    """Bad JSON on line 4000 of a dataset: exit 2 naming the line, before any stage ran, and
+    the previous run's final/ is still there."""
+    data = write_dataset(tmp_path / "data.jsonl", 20)
+    good = run_cli(tmp_path, "run", "--command", _eval(), "--full-file", str(data),
+                   "--time-budget", "20s")
+    assert good.code == 0, good.stdout + good.stderr
+    bad = write_dataset(tmp_path / "bad.jsonl", 5000)
+    lines = bad.read_text().splitlines()
+    lines[3999] = "{broken"
+    bad.write_text("\n".join(lines) + "\n")
+    r = run_cli(tmp_path, "run", "--command", _eval(), "--full-file", str(bad),
+                "--time-budget", "20s")
+    assert r.code == 2, r.stdout + r.stderr
+    assert "line 4000" in r.stderr and "Traceback" not in r.stderr
+    assert "stage mini" not in r.stdout
+    assert len((r.out_dir / "final" / "output.jsonl").read_text().splitlines()) == 20
+
+
+WRITES_A_BIG_FILE = """
+import json, os, sys
+block = b"z" * (1 << 20)
+with open(os.path.join(os.path.dirname(sys.argv[2]), "scratch.bin"), "wb") as fh:
+    for _ in range(300):  # 300 MiB through the page cache, about 10 MiB resident
+        fh.write(block)
+rows = [json.loads(line) for line in open(sys.argv[1])]
+with open(sys.argv[2], "w") as out:
+    for r in rows:
+        out.write(json.dumps({"id": r["id"], "score": 1}) + "\\n")
+"""
+
+
+def test_page_cache_of_written_files_is_not_counted_as_memory(tmp_path: Path) -> None:
+    """A script that writes 300 MiB to disk with little memory of its own: the stage's peak
+    memory (which caps max) is its own memory, not the cgroup's page cache, so max is not
+    memory-capped under a 1 GiB limit."""
+    data = write_dataset(tmp_path / "data.jsonl", 400)
+    (tmp_path / "w.py").write_text(WRITES_A_BIG_FILE)
+    r = run_cli(tmp_path, "run", "--command", f"{sys.executable} w.py {{input}} {{output}}",
+                "--full-file", str(data), "--time-budget", "40s", "--stages", "mini,10,50,max",
+                "--memory-limit", "1GiB")
+    assert r.code == 0, r.stdout + r.stderr
+    for s in r.report["stages"]:
+        assert s["peak_rss_bytes"] < 150 * 2**20, (s["name"], s["peak_rss_bytes"],
+                                                   s["peak_rss_source"])
+    assert not (r.report.get("plan") or {}).get("memory_capped")
