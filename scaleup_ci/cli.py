@@ -229,6 +229,11 @@ def _run(ns: argparse.Namespace, env: Mapping[str, str], *, demo: bool) -> int:
         _out(report.to_console())
         _out(f"\nscaleup-ci: report {config.out_dir / 'report.json'} · summary "
              f"{config.out_dir / 'summary.md'}")
+        # The run's own warnings (a sorted dataset, a dropped stage, identical records): the
+        # configuration's were printed before the first stage.
+        for w in report.warnings:
+            if w not in config.warnings:
+                _err(f"scaleup-ci: warning: {w}")
         if report.error and code != 0:
             _report_error(ScaleupError(report.error.get("message", ""),
                                        hint=report.error.get("hint")))

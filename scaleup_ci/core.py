@@ -415,7 +415,8 @@ def _estimate_whole(state: _State) -> None:
     model, seconds = est
     state.report.estimate = {
         "whole_dataset_seconds": round(seconds, 3), "dataset_size": size,
-        "stages": [p.stage for p in points], "model": model.to_dict()}
+        "stages": [p.stage for p in points], "model": model.to_dict(),
+        "extrapolation": round(size / max(p.n for p in points), 1)}
 
 
 def _compare_passes(state: _State, first: list[StageResult], second: list[StageResult]) -> None:
@@ -936,10 +937,11 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
     state.overheads.append(max(0.0, (time.monotonic() - t_begin) - res.wall_seconds))
     if res.ok:
         _publish_final(state, res)
+    verdict = ("cancelled" if res.killed_by == "cancelled" else "ok" if res.ok
+               else f"stopped at its {res.limit_seconds or 0:.1f} s limit"
+               if res.killed_by == "deadline" else "FAILED")
     state.hooks.echo(
-        f"scaleup-ci: stage {name} "
-        f"{'cancelled' if res.killed_by == 'cancelled' else 'ok' if res.ok else 'FAILED'} "
-        f"in {res.wall_seconds:.2f} s"
+        f"scaleup-ci: stage {name} {verdict} in {res.wall_seconds:.2f} s"
         f" · {res.records:,} records" + (f" · {res.problem}" if res.problem else ""))
     state.save()
     return res
@@ -1036,6 +1038,7 @@ def _progress(state: _State, p: StageProgress) -> None:
     verdict = "" if not math.isfinite(eta) else (
         " (on time)" if eta <= p.seconds_left else " (will be stopped at the deadline)")
     mem = f"{p.rss_bytes / 2**20:.0f} MiB"
+    left = max(0.0, p.seconds_left)
     if _is_tty(state):
         import sys
 
@@ -1043,12 +1046,18 @@ def _progress(state: _State, p: StageProgress) -> None:
         frac = min(1.0, p.records / p.n) if p.n else 0.0
         bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
         sys.stderr.write(f"\r[{p.name}] [{bar}] {p.records:,}/{p.n:,} · {rate:.1f}/s · ETA "
-                         f"{eta_s} · {p.seconds_left:.0f} s left · {mem}   ")
+                         f"{eta_s} · {left:.0f} s left · {mem}   ")
         sys.stderr.flush()
+        return
+    if p.records == 0:
+        # Output written at the end (or not yet): no rate to show, only the clock.
+        state.hooks.echo(
+            f"scaleup-ci: [{p.name}] {p.n:,} examples · running {p.elapsed:.0f} s, no output "
+            f"records yet · {left:.0f} s to its limit · memory {mem}")
         return
     state.hooks.echo(
         f"scaleup-ci: [{p.name}] {p.records:,}/{p.n:,} records · {rate:.1f}/s · "
-        f"ETA {eta_s}{verdict} · {p.seconds_left:.0f} s to deadline · memory {mem}")
+        f"ETA {eta_s}{verdict} · {left:.0f} s to deadline · memory {mem}")
 
 
 def _is_tty(state: _State) -> bool:

@@ -307,6 +307,7 @@ def outputs_from_report(report: Mapping[str, Any], out_dir: Path) -> dict[str, O
     return {
         "status": status if isinstance(status, str) else "",
         "max-n": _number(_get(report, "plan", "max_n")),
+        "records": _number(_get(report, "final", "records")),
         "per-example-seconds": _number(_get(report, "model", "per_example_seconds")),
         "predicted-full-seconds": _number(_get(report, "plan", "predicted_full_seconds")),
         "report-path": str(out_dir / "report.json"),

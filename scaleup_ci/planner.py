@@ -926,7 +926,9 @@ def estimate_full(points: Sequence[Point], dataset_size: int) -> tuple[Model, fl
     usable = [p for p in points if p.n > 0 and p.seconds > 0]
     if not usable or dataset_size <= 0:
         return None
-    models = fit_all(usable)
+    # A constant (no growth with n) fits timings dominated by a start-up, but says nothing
+    # about the whole dataset: the best growing model is used.
+    models = [md for md in fit_all(usable) if md.kind != "constant"]
     if not models:
         return None
     best = _upper_at(models, dataset_size)[0]

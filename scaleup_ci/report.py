@@ -261,9 +261,18 @@ class Report:
             p = self.plan
             if not out:
                 out += ["### Fit and extrapolation", ""]
-            out.append(f"- Largest count that fits: **{p.get('max_n', 0):,}** of "
-                       f"{p.get('dataset_size', 0):,} (predicted "
-                       f"{fmt_seconds(p.get('predicted_seconds'))})")
+            mx = self._progressive_max()
+            if mx is None:
+                out.append(f"- Largest count that fits: **{p.get('max_n', 0):,}** of "
+                           f"{p.get('dataset_size', 0):,} (predicted "
+                           f"{fmt_seconds(p.get('predicted_seconds'))})")
+            else:
+                done = ("and finished" if not mx.get("partial") else
+                        f"and kept {mx.get('records', 0):,} validated records at the deadline")
+                out.append(f"- Planned count: {p.get('max_n', 0):,} of "
+                           f"{p.get('dataset_size', 0):,} (predicted "
+                           f"{fmt_seconds(p.get('predicted_seconds'))}); max ran progressively "
+                           f"with **{mx.get('n', 0):,}** examples {done}")
             if p.get("predicted_full_seconds") is not None:
                 out.append(f"- Predicted time for the whole dataset: "
                            f"{fmt_seconds(p.get('predicted_full_seconds'))}")
@@ -276,10 +285,19 @@ class Report:
             out.append(f"- After the run, refitted to all {len(e.get('stages') or [])} finished "
                        f"stages ({esc((e.get('model') or {}).get('kind'))} model): the whole "
                        f"dataset ({e.get('dataset_size', 0):,}) would take about "
-                       f"**{fmt_seconds(e.get('whole_dataset_seconds'))}**")
+                       f"**{fmt_seconds(e.get('whole_dataset_seconds'))}**{_rough(e)}")
         if self.memory_model:
             out.append(f"- Memory: {esc(self.memory_model.get('summary', ''))}")
         return out + [""] if out else []
+
+    def _progressive_max(self) -> dict[str, Any] | None:
+        """The first pass's max stage when it ran progressively, given more than the plan."""
+        max_n = (self.plan or {}).get("max_n")
+        for s in self._ran():
+            if (s.get("name") == "max" and s.get("pass_no", 1) == 1 and isinstance(max_n, int)
+                    and s.get("n", 0) > max_n):
+                return s
+        return None
 
     def _chart(self) -> list[str]:
         ran = [s for s in self._ran() if s.get("pass_no", 1) == 1 and s.get("wall_seconds")]
@@ -293,7 +311,8 @@ class Report:
 
         xs = sorted({x_of(s) for s in ran})
         plan = self.plan or {}
-        for extra in (plan.get("max_n"), plan.get("dataset_size")):
+        planned = None if self._progressive_max() is not None else plan.get("max_n")
+        for extra in (planned, plan.get("dataset_size")):
             if isinstance(extra, int) and extra > 0 and extra not in xs:
                 xs.append(extra)
         xs.sort()
@@ -395,11 +414,19 @@ class Report:
         if self.estimate:
             text.append(f"whole dataset ({self.estimate.get('dataset_size', 0):,}) would take "
                         f"about {fmt_seconds(self.estimate.get('whole_dataset_seconds'))} "
-                        "(refitted to every finished stage)")
+                        f"(refitted to every finished stage){_rough(self.estimate)}")
         elif self.plan and self.plan.get("predicted_full_seconds") is not None:
             text.append(f"whole dataset ({self.plan.get('dataset_size', 0):,}) predicted: "
                         f"{fmt_seconds(self.plan['predicted_full_seconds'])}")
         return "\n".join(text)
+
+
+def _rough(estimate: dict[str, Any]) -> str:
+    """A caveat for an estimate extrapolated far beyond the largest stage that ran."""
+    factor = estimate.get("extrapolation")
+    if isinstance(factor, (int, float)) and factor > 10:
+        return f"; a rough figure, extrapolated x{factor:.0f} beyond the largest stage"
+    return ""
 
 
 def _clip(text: str, limit: int) -> str:

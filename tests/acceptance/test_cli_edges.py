@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -165,6 +166,9 @@ def test_the_refitted_estimate_is_close_to_the_real_rate(tmp_path: Path) -> None
     assert est["dataset_size"] == 20000 and "max" in est["stages"], est
     assert 400 / 1.5 <= est["whole_dataset_seconds"] <= 400 * 1.5, est
     assert "refitted to every finished stage" in r.stdout
+    # The live progress line, about every 10 s while max streams its records.
+    assert re.search(r"scaleup-ci: \[max\] [\d,]+/20,000 records · [\d.]+/s · ETA \d+ s "
+                     r"\(will be stopped at the deadline\) · \d+ s to deadline · memory", r.stdout)
     assert "After the run, refitted" in (r.out_dir / "summary.md").read_text()
 
 
@@ -214,9 +218,13 @@ def test_a_progressive_max_with_large_records_ends_within_the_budget(tmp_path: P
     assert mx["partial"] and mx["records"] > 1000, mx
     final = r.out_dir / "final" / "output.jsonl"
     assert final.stat().st_ino == Path(mx["output_path"]).stat().st_ino
+    # Streamed, not read whole: hundreds of MB in this process would inflate the maxrss that
+    # later tests' subprocesses inherit through fork.
+    count, last = 0, b""
     with final.open("rb") as fh:
-        lines = fh.read().split(b"\n")
-    assert lines[-1] == b"" and len(lines) - 1 == mx["records"]
+        for line in fh:
+            count, last = count + 1, line
+    assert last.endswith(b"\n") and count == mx["records"]
 
 
 def test_a_malformed_dataset_is_rejected_before_any_stage_and_keeps_the_previous_outputs(
@@ -266,3 +274,16 @@ def test_page_cache_of_written_files_is_not_counted_as_memory(tmp_path: Path) ->
         assert s["peak_rss_bytes"] < 150 * 2**20, (s["name"], s["peak_rss_bytes"],
                                                    s["peak_rss_source"])
     assert not (r.report.get("plan") or {}).get("memory_capped")
+
+
+def test_progress_of_a_stage_that_writes_at_the_end_shows_the_clock(tmp_path: Path) -> None:
+    """Output written only at the end: the progress line has no rate to show (not "0/N
+    records · 0.0/s · ETA ?"), but says how long it has run and how long it may still run."""
+    data = write_dataset(tmp_path / "data.jsonl", 5000)
+    r = run_cli(tmp_path, "run", "--command", _eval("--sleep", "0.01", "--at-end"),
+                "--full-file", str(data), "--schema", str(SCHEMA), "--time-budget", "30s")
+    assert r.code == 0, r.stdout + r.stderr
+    assert r.stage("max")["n"] > 500
+    assert re.search(r"scaleup-ci: \[max\] [\d,]+ examples · running \d+ s, no output records "
+                     r"yet · \d+ s to its limit · memory", r.stdout), r.stdout
+    assert "0.0/s" not in r.stdout

@@ -211,6 +211,8 @@ def test_identical_records_are_flagged(tmp_path: Path) -> None:
                 str(SCHEMA), "--time-budget", "60s", "--stages", "10,max")
     assert r.code == 0, r.stdout + r.stderr
     assert any("identical" in w for w in r.report["warnings"])
+    # The run's warnings reach the console too, not only report.json and the summary.
+    assert "scaleup-ci: warning: stage 10: all 10 output records are identical" in r.stderr
 
 
 def test_incremental_output_after_a_slow_start_is_detected(tmp_path: Path) -> None:

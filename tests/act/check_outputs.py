@@ -17,6 +17,7 @@ from pathlib import Path
 OUTPUTS = {
     "status": "OUT_STATUS",
     "max-n": "OUT_MAX_N",
+    "records": "OUT_RECORDS",
     "per-example-seconds": "OUT_PER_EXAMPLE_SECONDS",
     "predicted-full-seconds": "OUT_PREDICTED_FULL_SECONDS",
     "report-path": "OUT_REPORT_PATH",
@@ -51,6 +52,8 @@ def main() -> int:
         problems.append(f"status {outputs['status']!r} not in {expected}")
     if not same_number(outputs["max-n"], plan.get("max_n")):
         problems.append(f"max-n {outputs['max-n']!r} != plan.max_n {plan.get('max_n')!r}")
+    if not same_number(outputs["records"], (report.get("final") or {}).get("records")):
+        problems.append(f"records {outputs['records']!r} != final.records")
     if not same_number(outputs["per-example-seconds"], model.get("per_example_seconds")):
         problems.append("per-example-seconds does not match model.per_example_seconds")
     if not same_number(outputs["predicted-full-seconds"], plan.get("predicted_full_seconds")):

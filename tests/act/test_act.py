@@ -133,6 +133,7 @@ def test_success_outputs_hold_the_figures_from_report_json(act_run: ActRun) -> N
     assert outputs["status"] == report["status"]
     assert outputs["max-n"] == str(report["plan"]["max_n"])
     assert int(outputs["max-n"]) > 0
+    assert outputs["records"] == str(report["final"]["records"])
     assert outputs["report-path"].endswith("e2e-out/success/report.json")
     assert outputs["output-path"].endswith("final/output.jsonl")
 

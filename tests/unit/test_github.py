@@ -234,11 +234,13 @@ def test_outputs_from_report_maps_fields(tmp_path: Path) -> None:
         "status": "completed",
         "plan": {"max_n": 180, "predicted_full_seconds": 3600.5},
         "model": {"per_example_seconds": 0.02},
+        "final": {"records": 1234},
     }
     out = outputs_from_report(report, tmp_path)
     assert out == {
         "status": "completed",
         "max-n": 180,
+        "records": 1234,
         "per-example-seconds": 0.02,
         "predicted-full-seconds": 3600.5,
         "report-path": str(tmp_path / "report.json"),

@@ -79,3 +79,15 @@ def test_esc_keeps_quotes_and_names_readable() -> None:
     s = esc("KeyError: 'label' in my_field <b>")
     assert s == "KeyError: 'label' in my\\_field &lt;b&gt;"
     assert esc("C:\\x *y*") == "C:\\\\x \\*y\\*"
+
+
+def test_an_estimate_far_beyond_the_stages_is_called_rough(tmp_path: Path) -> None:
+    """x150 beyond the largest stage: the console and the summary say the figure is rough;
+    x3 they do not."""
+    rep = _report(tmp_path)
+    rep.estimate = {"whole_dataset_seconds": 40.0, "dataset_size": 5000, "stages": ["mini"],
+                    "model": {"kind": "linear"}, "extrapolation": 150.0}
+    assert "a rough figure, extrapolated x150" in rep.to_console()
+    assert "a rough figure, extrapolated x150" in rep.to_markdown()
+    rep.estimate["extrapolation"] = 3.0
+    assert "rough" not in rep.to_console()
