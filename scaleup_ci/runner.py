@@ -703,10 +703,11 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         # (a 2 GB output reads as 2 GB of memory), which the kernel reclaims before any OOM
         # kill: the peak that predicts a memory kill is the anonymous memory, which the
         # samples, the tree's RSS and the largest process's maxrss bound from below.
-        candidates = [(anon_peak, f"cgroup v{cgroup.version if cgroup else ''} anonymous memory "
-                                  f"(memory.stat, page cache not counted) sampled every "
-                                  f"{_SAMPLE_EVERY:g} s"),
-                      (maxrss, "wait4 ru_maxrss (largest single process)")]
+        candidates = [(maxrss, "wait4 ru_maxrss (largest single process)")]
+        if cgroup is not None:
+            candidates.append((anon_peak, f"cgroup v{cgroup.version} anonymous memory "
+                                          "(memory.stat, page cache not counted) sampled every "
+                                          f"{_SAMPLE_EVERY:g} s"))
         if cg_peak is not None:
             res.peak_charged_bytes = cg_peak
         res.peak_rss_bytes, res.peak_rss_source = max(candidates, key=lambda c: c[0])
