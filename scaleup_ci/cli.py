@@ -145,10 +145,7 @@ def _write_failed_report(out_dir: Path, exc: ScaleupError, budget: float) -> Any
     from scaleup_ci.report import Report
 
     rep = Report(budget_seconds=budget, out_dir=str(out_dir))
-    kept = out_dir / "final" / "output.jsonl"
-    if kept.is_file():
-        rep.reason = ("nothing ran: the configuration was rejected, and the previous run's "
-                      "stages/ and final/ are left as they were")
+    rep.note_previous_kept(out_dir)
     rep.record_error(exc)
     with contextlib.suppress(OSError):
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -225,6 +225,7 @@ def run(config: Config, env: Mapping[str, str], *, hooks: Hooks | None = None,
     try:
         state = _setup(config, env, report, out_dir, t0, budget, reserve, hooks, cancel)
     except ScaleupError as exc:
+        report.note_previous_kept(out_dir)  # _setup clears the previous run only at its end
         report.record_error(exc)
         report.elapsed_seconds = time.monotonic() - t0
         report.write(out_dir)

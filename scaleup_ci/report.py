@@ -119,6 +119,13 @@ class Report:
     shard: dict[str, Any] | None = None
     version: str = __version__
 
+    def note_previous_kept(self, out_dir: Path | str) -> None:
+        """Before the first stage a rejected run clears nothing: say so when the previous run's
+        final output is still there (else the summary reads as if nothing were kept)."""
+        if (Path(out_dir) / "final" / "output.jsonl").is_file():
+            self.reason = ("nothing ran: this run was rejected before its first stage, and the "
+                           "previous run's stages/ and final/ are left as they were")
+
     def record_error(self, exc: Any) -> None:
         """Mark the run failed by a ScaleupError: status, exit code, error and (if unset) reason."""
         self.status = "failed"
