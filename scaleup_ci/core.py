@@ -8,6 +8,7 @@ after every stage, so that whatever happens next, finished work is on disk.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -503,7 +504,8 @@ def _run_sequence(state: _State, *, pass_no: int, end: float,
                                                            margin=config.safety_margin)
         elif st.name == "max" and sizes is None and points:
             size = state.size()
-            plan = planner.plan_max(points, remaining=remaining, margin=config.safety_margin,
+            plan = planner.plan_max(_plan_points(state, points), remaining=remaining,
+                                    margin=config.safety_margin,
                                     dataset_size=size, largest_done=largest,
                                     memory_limit=state.limits.memory_bytes, rule=config.planner)
             report.plan = plan.to_dict()
@@ -522,7 +524,8 @@ def _run_sequence(state: _State, *, pass_no: int, end: float,
         else:
             n = min(st.n, size) if st.n is not None else state.size()
             if points and sizes is None:
-                fits, predicted = planner.next_stage_fits(points, n, remaining=remaining,
+                fits, predicted = planner.next_stage_fits(_plan_points(state, points), n,
+                                                          remaining=remaining,
                                                           margin=config.safety_margin)
             else:
                 fits, predicted = True, None
@@ -629,9 +632,10 @@ def _run_planned(state: _State, *, pass_no: int, end: float) -> list[StageResult
             pending=pending, remaining=remaining, margin=config.safety_margin,
             largest_done=largest, memory_limit=state.limits.memory_bytes, rule=config.planner,
             intermediate=not killed_extra and not will_be_progressive)
-        step = planner.next_step(points, dataset_size=known_size(), **step_args)
+        plan_points = _plan_points(state, points)
+        step = planner.next_step(plan_points, dataset_size=known_size(), **step_args)
         if state.dataset_size is None and (step.action != "stage" or step.n not in fixed):
-            step = planner.next_step(points, dataset_size=state.size(), **step_args)
+            step = planner.next_step(plan_points, dataset_size=state.size(), **step_args)
         if step.plan is not None:
             report.plan = step.plan.to_dict()
             if step.plan.model is not None:
@@ -870,17 +874,15 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
     now = time.monotonic()
     # Time after SIGTERM: the grace period, draining the pipes, validating, writing the report.
     grace = state.grace
-    finish = grace + 0.5 + _validation_allowance(n)
+    finish = grace + 0.5 + _validation_allowance(state, n)
     if name == "max":
         grace = _max_grace(state, end - now)
-        finish = grace + 0.2 + _validation_allowance(n)
+        finish = grace + 0.2 + _validation_allowance(state, n)
     if progressive and points:
         # The records land validated already: only the ones the time allows need a final pass.
         rate = max(p.n / p.seconds for p in points if p.seconds > 0)
         est = min(n, int(rate * max(0.0, end - now) * 1.5) + 1)
         finish = grace + 0.2 + est / 200_000
-    else:
-        finish += _output_allowance(state, n)
     budget_left = end - now - finish
     if progressive:
         kill_at = now + max(0.0, budget_left)
@@ -1012,22 +1014,40 @@ def _complete_lines_end(path: Path) -> int:
     return 0
 
 
-def _output_allowance(state: _State, n: int) -> float:
-    """Seconds to validate, after the script exits, an output of ``n`` records written at the
-    end, at the bytes per record and the validation speed the earlier stages showed: records
-    of hundreds of KB take far longer than the per-record allowance assumes."""
+VALIDATE_BYTES_PER_SECOND = 50e6  # assumed until a stage's validation has been timed
+VALIDATE_SECONDS_PER_RECORD = 4e-6  # the per-record floor on top of the bytes
+
+
+def _validation_cost(state: _State) -> float | None:
+    """Seconds per example to validate output after the script exits (all of it, as if it were
+    written at the end), from the bytes per record and the validation speed the stages so far
+    showed, with a 25 % margin; ``None`` before any stage wrote records."""
     done = [r for r in state.results if r.records > 0 and r.output_bytes > 0]
     if not done:
-        return 0.0
+        return None
     per_record = max(r.output_bytes / r.records for r in done)
     rates = [r.validate_bytes_per_second for r in done if r.validate_bytes_per_second]
-    rate = min(rates) if rates else 50e6
-    return 1.25 * n * per_record / rate
+    rate = min(rates) if rates else VALIDATE_BYTES_PER_SECOND
+    return 1.25 * (per_record / rate + VALIDATE_SECONDS_PER_RECORD)
 
 
-def _validation_allowance(n: int) -> float:
-    # Streaming validation runs at 10^5 records/s or more; keep a generous allowance.
-    return 0.2 + n / 50_000
+def _validation_allowance(state: _State, n: int) -> float:
+    """Seconds kept after a stage's script exits to validate its output. The planner counts the
+    same cost per example (see :func:`_plan_points`), so a plan that fits gets a limit that
+    fits: records of hundreds of KB take far longer than tiny ones."""
+    cost = _validation_cost(state)
+    if cost is None:
+        return 0.2 + n / 50_000  # no stage measured yet: a generous guess
+    return 0.2 + n * cost
+
+
+def _plan_points(state: _State, points: list[planner.Point]) -> list[planner.Point]:
+    """The timings the planner sizes stages with: each stage's time plus validating its output
+    (see :func:`_validation_allowance`), so the planned max leaves room for its validation."""
+    cost = _validation_cost(state)
+    if not cost:
+        return points
+    return [dataclasses.replace(p, seconds=p.seconds + cost * p.n) for p in points]
 
 
 def _progress(state: _State, p: StageProgress) -> None:
@@ -1095,7 +1115,8 @@ def _publish_final(state: _State, res: StageResult) -> None:
         shutil.copyfile(src, tmp)
     if res.partial:
         # Keep only the complete lines (all validated): cut a partly written last line.
-        end = _complete_lines_end(tmp)
+        # The follower knows where the last complete line ended; else scan back for it.
+        end = res.complete_bytes if res.complete_bytes else _complete_lines_end(tmp)
         if end < tmp.stat().st_size:
             os.truncate(tmp, end)
     tmp.replace(dest)

@@ -36,6 +36,9 @@ _FIRST_SAMPLE = 0.02
 _ECHO_CAP = 1 << 20  # bytes echoed per stream per stage; the log files keep everything
 _FOLLOW_CHUNK = 1 << 20  # bytes read at a time from the output file being followed
 _FOLLOW_PER_POLL = 16 << 20  # bytes validated per loop pass while the script runs
+_HEAD = 1 << 16  # bytes looked at to tell JSONL from a JSON document
+_MAX_LINE = 64 << 20  # an output line longer than this is not buffered (and not valid)
+_OVERLONG = b"\x00 line too long"  # stands in for such a line: it fails to parse
 _INCREMENTAL_MIN_SPAN = 0.25  # seconds over which records must arrive to count as incremental
 CANCEL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL when the run is cancelled
 #: The cgroup's hard limit sits this much above the tree watchdog's limit: a tree that grows
@@ -177,6 +180,8 @@ class StageResult:
     notes: list[str] = field(default_factory=list)
     pass_no: int = 1
     output_bytes: int = 0
+    # JSONL output: the size up to the end of its last complete line (what a partial keeps).
+    complete_bytes: int | None = None
     # The cgroup's high-water mark of charged memory, page cache included (see peak_rss_bytes).
     peak_charged_bytes: int | None = None
     # How fast the output was validated (bytes/s), when enough of it was timed.
@@ -280,7 +285,13 @@ class _OutputFollower:
     def __init__(self, spec: StageSpec) -> None:
         self.path = spec.output_path
         self.fh: Any = None
-        self.buf = b""
+        # The unfinished last line. A bytearray grows in place: with bytes, a line that keeps
+        # growing without a newline was copied whole at every chunk (quadratic: a 480 MB line
+        # took 87 s to follow, and the run ended far past its budget).
+        self.buf = bytearray()
+        self.overlong = False  # inside a line longer than _MAX_LINE (its bytes are dropped)
+        self.complete_end = 0  # file offset just past the last complete line read
+        self.notes: list[str] = []
         self.line_no = 0
         self.mode: str | None = None  # None = undecided, "jsonl", "document"
         self.stream = StreamValidator(
@@ -298,8 +309,10 @@ class _OutputFollower:
         self.validate_seconds = 0.0
 
     def rate(self) -> float | None:
-        """Validation speed in bytes per second, once 1 MiB or 50 ms of work has been timed."""
-        if self.read_bytes < (1 << 20) and self.validate_seconds < 0.05:
+        """Validation speed in bytes per second, once 1 MiB or 50 ms of work has been timed
+        (``None`` for a JSON document, which is validated whole after the script ends)."""
+        if self.mode == "document" or (self.read_bytes < (1 << 20)
+                                       and self.validate_seconds < 0.05):
             return None
         return self.read_bytes / max(self.validate_seconds, 1e-6)
 
@@ -370,23 +383,44 @@ class _OutputFollower:
             if budget is not None:
                 budget -= len(chunk)
             self.buf += chunk
+            nl = chunk.find(b"\n")
             if self.mode is None:
-                head = self.buf.lstrip(b"\xef\xbb\xbf \t\r\n")
+                head = bytes(self.buf[:_HEAD]).lstrip(b"\xef\xbb\xbf \t\r\n")
                 if not head:
                     continue
                 if head[:1] == b"[":
                     self.mode = "document"
                     return
-                nl = self.buf.find(b"\n")
                 if nl < 0:
                     continue
-                first = self.buf[:nl].strip()
+                end = len(self.buf) - len(chunk) + nl  # where the first line ends
+                first = bytes(self.buf[:end]).strip() if end <= 2 * _HEAD else (
+                    bytes(self.buf[:_HEAD]).lstrip() + bytes(self.buf[end - _HEAD:end]).rstrip())
                 if first in (b"{", b"[") or (first.startswith(b"{") and not first.endswith(b"}")):
                     self.mode = "document"
                     return
                 self.mode = "jsonl"
-            lines = self.buf.split(b"\n")
-            self.buf = lines.pop()
+            if self.overlong:
+                # Inside a line past _MAX_LINE: drop its bytes; when it ends it stands as a
+                # record that does not parse (its line is named), not hundreds of MB held here.
+                if nl < 0:
+                    self.buf = bytearray(_OVERLONG)
+                    self.validate_seconds += time.monotonic() - t_chunk
+                    continue
+                self.buf = bytearray(_OVERLONG) + chunk[nl:]
+                self.overlong = False
+            elif nl < 0:
+                if len(self.buf) > _MAX_LINE:
+                    self.overlong = True
+                    self.notes.append(f"output line {self.line_no + 1} is longer than "
+                                      f"{_MAX_LINE >> 20} MiB: not kept in memory, and not "
+                                      "a valid record")
+                    self.buf = bytearray(_OVERLONG)
+                self.validate_seconds += time.monotonic() - t_chunk
+                continue  # the same line goes on: nothing to validate yet
+            lines = bytes(self.buf).split(b"\n")
+            self.buf = bytearray(lines.pop())
+            self.complete_end = self.read_bytes - len(self.buf)
             # The batch path of the validator (fast validator, no per-line call overhead).
             self.line_no = self.stream.feed_lines(lines, self.line_no + 1) - 1
             self.validate_seconds += time.monotonic() - t_chunk
@@ -718,6 +752,7 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
               status, oom_kills=oom_kills, have_oom_counter=cgroup is not None)
 
     # Validate what the script wrote.
+    document_rate: float | None = None  # bytes/s of a whole-document validation, when timed
     stopped = our_kill is not None
     # Did a well-behaved script stop itself because SCALEUP_DEADLINE was near?
     self_stopped = (spec.allow_partial and not stopped and status == 0
@@ -726,7 +761,7 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         stopped = True
     if follower.mode == "jsonl" and follower.stream is not None and not follower.failed:
         follower.poll(final=True)
-        tail = follower.buf
+        tail = bytes(follower.buf)
         if tail.strip():
             if stopped:
                 res.notes.append("dropped a partly written last line")
@@ -742,15 +777,24 @@ def run_stage(spec: StageSpec, *, echo: Callable[[str], None] = print,
         vres = follower.stream.result(expected=None)
     else:
         follower.close()
+        t_validate = time.monotonic()
         vres = validate_output(spec.output_path, spec.validator,
                                expected=None if stopped else spec.expected,
                                target=spec.target, max_errors=spec.max_errors)
+        took = time.monotonic() - t_validate
+        with contextlib.suppress(OSError):
+            size = os.stat(spec.output_path).st_size
+            if size >= (1 << 20) and took > 0:
+                document_rate = size / took
     _process_problem(res, stopped, _last_error_line(stage_dir / "stderr.log"))
     _apply_validation(res, vres)
     res.incremental = follower.incremental(started + res.wall_seconds)
+    res.notes.extend(follower.notes)
+    if follower.mode == "jsonl":
+        res.complete_bytes = follower.complete_end
     with contextlib.suppress(OSError):
         res.output_bytes = os.stat(spec.output_path).st_size
-    if (v_rate := follower.rate()) is not None:
+    if (v_rate := follower.rate() or document_rate) is not None:
         res.validate_bytes_per_second = round(v_rate, 1)
     if res.incremental:
         slow = follower.slowdown()

@@ -245,6 +245,7 @@ def test_a_malformed_dataset_is_rejected_before_any_stage_and_keeps_the_previous
     assert "line 4000" in r.stderr and "Traceback" not in r.stderr
     assert "stage mini" not in r.stdout
     assert len((r.out_dir / "final" / "output.jsonl").read_text().splitlines()) == 20
+    assert "left as they were" in (r.out_dir / "summary.md").read_text()
 
 
 WRITES_A_BIG_FILE = """
@@ -287,3 +288,23 @@ def test_progress_of_a_stage_that_writes_at_the_end_shows_the_clock(tmp_path: Pa
     assert re.search(r"scaleup-ci: \[max\] [\d,]+ examples · running \d+ s, no output records "
                      r"yet · \d+ s to its limit · memory", r.stdout), r.stdout
     assert "0.0/s" not in r.stdout
+
+
+def test_a_whole_dataset_that_fits_gets_a_limit_that_fits(tmp_path: Path) -> None:
+    """500,000 tiny examples, a script with no sleep: the plan says the whole dataset fits, and
+    max gets a limit that covers it, validation included (a per-record guess of 10 s for the
+    validation once left max a limit of 0 s: killed at once, exit 3)."""
+    data = tmp_path / "data.jsonl"
+    with data.open("w") as fh:
+        for i in range(500_000):
+            fh.write(f'{{"id": {i}}}\n')
+    script = tmp_path / "fast.py"
+    script.write_text("import sys\nout = open(sys.argv[2], 'w')\n"
+                      "for line in open(sys.argv[1]):\n"
+                      "    out.write(line)\n    out.flush()\n")
+    r = run_cli(tmp_path, "run", "--command", f"{sys.executable} fast.py {{input}} {{output}}",
+                "--full-file", str(data), "--time-budget", "15s")
+    assert r.code == 0, r.stdout + r.stderr
+    mx = r.stage("max")
+    assert mx["killed_by"] is None and mx["records"] == 500_000, mx
+    assert r.report["elapsed_seconds"] <= 15

@@ -78,3 +78,29 @@ def test_a_log_cut_exactly_at_the_cap_is_still_marked(tmp_path: Path) -> None:
     assert text.startswith(b"a" * 999 + b"\n")
     assert text.count(b"[scaleup-ci: log cut at log-max-bytes]") == 1
     assert pump.truncated
+
+
+def test_an_endless_line_is_followed_in_linear_time_and_not_held(tmp_path: Path) -> None:
+    """A 100 MiB line with no newline (a script writing one huge record): following it costs
+    one pass over the bytes, the follower holds a few bytes rather than the line, and when the
+    line ends it is an invalid record naming its line."""
+    out = tmp_path / "output.jsonl"
+    with out.open("wb") as fh:
+        fh.write(b'{"id": 1}\n{"id": "')
+        block = b"x" * (1 << 20)
+        for _ in range(100):
+            fh.write(block)
+    spec = _spec(tmp_path, out, time.monotonic() + 3600)
+    follower = _OutputFollower(spec)
+    follower.poll(final=True)
+    assert follower.overlong and len(follower.buf) < 1024
+    assert "line 2 is longer than 64 MiB" in follower.notes[0]
+    assert follower.complete_end == len(b'{"id": 1}\n')
+    with out.open("ab") as fh:
+        fh.write(b'"}\n{"id": 3}\n')
+    follower.poll(final=True)
+    assert not follower.overlong
+    assert follower.stream is not None
+    res = follower.stream.result(expected=None)
+    assert not res.valid and res.errors and res.errors[0].line == 2, res.errors
+    follower.close()
