@@ -265,7 +265,7 @@ def _clear_previous_run(out_dir: Path) -> None:
         shutil.rmtree(out_dir / sub, ignore_errors=True)
 
 
-def _check_examples(dataset: Any, config: Config) -> None:
+def _check_examples(dataset: Dataset, config: Config) -> None:
     """Parse the examples before the previous run's outputs are cleared, so a malformed record
     is an input error (exit 2) that destroys nothing: the whole file when it is at most
     :data:`FULL_CHECK_BYTES`, else the examples the fixed stages take with ``sample: first``
@@ -275,9 +275,7 @@ def _check_examples(dataset: Any, config: Config) -> None:
     except OSError:
         size = 0
     sizes = [int(s) for s in config.stages if s.isdigit()]
-    limit = None if size <= FULL_CHECK_BYTES else max(sizes, default=200)
-    for _ in dataset.iter_raw(limit=limit):
-        pass
+    dataset.check(limit=None if size <= FULL_CHECK_BYTES else max(sizes, default=200))
 
 
 def _setup(config: Config, env: Mapping[str, str], report: Report, out_dir: Path, t0: float,
@@ -874,10 +872,11 @@ def _run_one(state: _State, name: str, n: int, *, pass_no: int, end: float,
     now = time.monotonic()
     # Time after SIGTERM: the grace period, draining the pipes, validating, writing the report.
     grace = state.grace
-    finish = grace + 0.5 + _validation_allowance(state, n)
+    allowance = _validation_allowance(state, n)
+    finish = grace + 0.5 + allowance
     if name == "max":
         grace = _max_grace(state, end - now)
-        finish = grace + 0.2 + _validation_allowance(state, n)
+        finish = grace + 0.2 + allowance
     if progressive and points:
         # The records land validated already: only the ones the time allows need a final pass.
         rate = max(p.n / p.seconds for p in points if p.seconds > 0)

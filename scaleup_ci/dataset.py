@@ -44,7 +44,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
-from scaleup_ci.errors import ConfigError, InputError
+from scaleup_ci.errors import RELATIVE_PATHS, ConfigError, InputError
 
 __all__ = ["Dataset", "open_dataset", "CHUNK_SIZE"]
 
@@ -644,6 +644,15 @@ class Dataset:
         for raw, _ in self._iter(limit, validate=True):
             yield raw
 
+    def check(self, limit: int | None = None) -> int:
+        """Parse the first ``limit`` examples (all of them when ``None``), raising
+        :class:`InputError` at the first bad one; return how many there were. A whole pass
+        counts the dataset too, so :meth:`count` does not read it again."""
+        seen = sum(1 for _ in self._iter(limit, validate=True))
+        if limit is None:
+            self._count = seen
+        return seen
+
     def iter_examples(self, limit: int | None = None) -> Iterator[Any]:
         """Stream the examples as Python values (CSV rows become dicts keyed by the header)."""
         for raw in self.iter_raw(limit):
@@ -1038,7 +1047,7 @@ def _open_error(path: Path, exc: OSError) -> InputError:
     if isinstance(exc, FileNotFoundError):
         return InputError(
             f"{path}: file not found",
-            hint="check the path (relative paths start at the config file's folder when set in scaleup.yml, else at the current directory)",
+            hint=f"check the path ({RELATIVE_PATHS})",
         )
     if isinstance(exc, IsADirectoryError):
         return InputError(f"{path}: is a directory, not a file", hint="point at the data file")

@@ -593,3 +593,16 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(InputError, match="permission denied") as info:
         open_dataset(path)
     assert info.value.hint and "chmod" in info.value.hint
+
+
+def test_a_whole_check_gives_the_count_that_counting_gives(tmp_path: Path) -> None:
+    """check() over the whole file counts what count() counts (blank lines, CRLF, a last line
+    without a newline), so the count it leaves behind saves a second pass."""
+    from scaleup_ci.dataset import open_dataset
+
+    p = tmp_path / "d.jsonl"
+    p.write_bytes(b'{"a": 1}\r\n\n  \n{"a": 2}\n\t\r\n{"a": 3}')
+    checked = open_dataset(p)
+    assert checked.check() == 3 and checked.count() == 3
+    assert open_dataset(p).count() == 3
+    assert open_dataset(p).check(limit=2) == 2
