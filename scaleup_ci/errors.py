@@ -5,6 +5,10 @@ The core raises these; only ``cli.main`` turns them into exit codes and messages
 
 from __future__ import annotations
 
+#: Where a relative input path starts, for the hints of "file not found" errors.
+RELATIVE_PATHS = ("relative paths start at the config file's folder when set in scaleup.yml, "
+                  "else at the current directory")
+
 
 class ScaleupError(Exception):
     """Base class. ``exit_code`` is what the process exits with; ``hint`` says what to do."""

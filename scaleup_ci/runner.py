@@ -382,51 +382,58 @@ class _OutputFollower:
             self.read_bytes += len(chunk)
             if budget is not None:
                 budget -= len(chunk)
-            self.buf += chunk
-            nl = chunk.find(b"\n")
-            if self.mode is None:
-                head = bytes(self.buf[:_HEAD]).lstrip(b"\xef\xbb\xbf \t\r\n")
-                if not head:
-                    continue
-                if head[:1] == b"[":
-                    self.mode = "document"
-                    return
-                if nl < 0:
-                    continue
-                end = len(self.buf) - len(chunk) + nl  # where the first line ends
-                first = bytes(self.buf[:end]).strip() if end <= 2 * _HEAD else (
-                    bytes(self.buf[:_HEAD]).lstrip() + bytes(self.buf[end - _HEAD:end]).rstrip())
-                if first in (b"{", b"[") or (first.startswith(b"{") and not first.endswith(b"}")):
-                    self.mode = "document"
-                    return
-                self.mode = "jsonl"
-            if self.overlong:
-                # Inside a line past _MAX_LINE: drop its bytes; when it ends it stands as a
-                # record that does not parse (its line is named), not hundreds of MB held here.
-                if nl < 0:
-                    self.buf = bytearray(_OVERLONG)
-                    self.validate_seconds += time.monotonic() - t_chunk
-                    continue
-                self.buf = bytearray(_OVERLONG) + chunk[nl:]
-                self.overlong = False
-            elif nl < 0:
-                if len(self.buf) > _MAX_LINE:
-                    self.overlong = True
-                    self.notes.append(f"output line {self.line_no + 1} is longer than "
-                                      f"{_MAX_LINE >> 20} MiB: not kept in memory, and not "
-                                      "a valid record")
-                    self.buf = bytearray(_OVERLONG)
-                self.validate_seconds += time.monotonic() - t_chunk
-                continue  # the same line goes on: nothing to validate yet
-            lines = bytes(self.buf).split(b"\n")
-            self.buf = bytearray(lines.pop())
-            self.complete_end = self.read_bytes - len(self.buf)
-            # The batch path of the validator (fast validator, no per-line call overhead).
-            self.line_no = self.stream.feed_lines(lines, self.line_no + 1) - 1
+            halt = self._take(chunk)
             self.validate_seconds += time.monotonic() - t_chunk
-            if self.stream.stopped:
-                self.failed = True
+            if halt:
                 return
+
+    def _take(self, chunk: bytes) -> bool:
+        """Add a chunk of the output and validate the lines it completes. True when reading
+        should stop: the output is a JSON document, or the validator stopped (fail fast)."""
+        assert self.stream is not None
+        self.buf += chunk
+        nl = chunk.find(b"\n")
+        if self.mode is None:
+            head = bytes(self.buf[:_HEAD]).lstrip(b"\xef\xbb\xbf \t\r\n")
+            if not head:
+                return False
+            if head[:1] == b"[":
+                self.mode = "document"
+                return True
+            if nl < 0:
+                return False
+            end = len(self.buf) - len(chunk) + nl  # where the first line ends
+            first = bytes(self.buf[:end]).strip() if end <= 2 * _HEAD else (
+                bytes(self.buf[:_HEAD]).lstrip() + bytes(self.buf[end - _HEAD:end]).rstrip())
+            if first in (b"{", b"[") or (first.startswith(b"{") and not first.endswith(b"}")):
+                self.mode = "document"
+                return True
+            self.mode = "jsonl"
+        if self.overlong:
+            # Inside a line past _MAX_LINE: drop its bytes; when it ends it stands as a record
+            # that does not parse (its line is named), not hundreds of MB held here.
+            if nl < 0:
+                self.buf = bytearray(_OVERLONG)
+                return False
+            self.buf = bytearray(_OVERLONG) + chunk[nl:]
+            self.overlong = False
+        elif nl < 0:
+            if len(self.buf) > _MAX_LINE:
+                self.overlong = True
+                self.notes.append(f"output line {self.line_no + 1} is longer than "
+                                  f"{_MAX_LINE >> 20} MiB: not kept in memory, and not a valid "
+                                  "record")
+                self.buf = bytearray(_OVERLONG)
+            return False  # the same line goes on: nothing to validate yet
+        lines = bytes(self.buf).split(b"\n")
+        self.buf = bytearray(lines.pop())
+        self.complete_end = self.read_bytes - len(self.buf)
+        # The batch path of the validator (fast validator, no per-line call overhead).
+        self.line_no = self.stream.feed_lines(lines, self.line_no + 1) - 1
+        if self.stream.stopped:
+            self.failed = True
+            return True
+        return False
 
     def close(self) -> None:
         if self.fh is not None:

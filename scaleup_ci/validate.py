@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scaleup_ci.errors import InputError
+from scaleup_ci.errors import RELATIVE_PATHS, InputError
 
 if TYPE_CHECKING:  # jsonschema is imported lazily: it costs ~0.15 s of start-up (format checkers)
     import jsonschema
@@ -210,7 +210,7 @@ def load_schema(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise InputError(
             f"schema file {path} does not exist",
-            hint="check the `schema` option (relative paths start at the config file's folder when set in scaleup.yml, else at the current directory)",
+            hint=f"check the `schema` option ({RELATIVE_PATHS})",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(
